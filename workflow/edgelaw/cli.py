@@ -1,0 +1,85 @@
+"""Command line: `python -m edgelaw COMMAND ...`; each Snakemake rule calls one command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import EdgelawError
+from .report_log import open_log, say
+
+
+def _json(text: str) -> dict:
+    return json.loads(text)
+
+
+def cmd_fetch_model(a) -> None:
+    from .sources import materialize
+
+    record = materialize(a.model, a.spec, a.out_gguf, a.out_json)
+    say(f"model {a.model}: {record['arch']}, {record['n_params']:,} params, {record['bpw']:.2f} BPW -> {a.out_gguf}")
+
+
+def cmd_quantize(a) -> None:
+    from .quantize import quantize
+
+    r = quantize(a.model, a.scheme_name, a.scheme, a.base, a.out_gguf, a.out_json, a.threads)
+    say(f"model {a.model}, scheme {a.scheme_name}: {r['bpw']:.3f} BPW, {r['weight_bytes']:,} bytes, {r['seconds']:.1f} s")
+
+
+def cmd_validate_config(a) -> None:
+    import yaml
+
+    from .config import validate
+
+    validate(yaml.safe_load(open(a.config)))
+    print(f"{a.config}: valid")
+
+
+def cmd_host(a) -> None:
+    from .devices import fingerprint
+
+    print(json.dumps(fingerprint(), indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgelaw", description=__doc__)
+    p.add_argument("--log", help="write details (llama.cpp's log) to this file; progress and errors still print")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("fetch-model", help="fetch a model from its source and write the base GGUF")
+    s.add_argument("--model", required=True)
+    s.add_argument("--spec", required=True, type=_json, help="the model's config entry as JSON")
+    s.add_argument("--out-gguf", required=True)
+    s.add_argument("--out-json", required=True)
+    s.set_defaults(func=cmd_fetch_model)
+
+    s = sub.add_parser("quantize", help="quantize a base GGUF with one scheme")
+    s.add_argument("--model", required=True)
+    s.add_argument("--scheme-name", required=True)
+    s.add_argument("--scheme", required=True, type=_json)
+    s.add_argument("--base", required=True)
+    s.add_argument("--out-gguf", required=True)
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--threads", type=int, default=2)
+    s.set_defaults(func=cmd_quantize)
+
+    s = sub.add_parser("validate-config", help="validate a config file against the schema")
+    s.add_argument("config")
+    s.set_defaults(func=cmd_validate_config)
+
+    s = sub.add_parser("host", help="print this host's fingerprint")
+    s.set_defaults(func=cmd_host)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    open_log(args.log)
+    try:
+        args.func(args)
+    except EdgelawError as exc:
+        say(f"edgelaw: error: {exc}")
+        return 2
+    return 0

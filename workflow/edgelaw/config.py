@@ -1,0 +1,68 @@
+"""Config validation against workflow/schemas/config.schema.yaml, with defaults filled in.
+
+Errors name the path of the key (models.tiny.source) and what is allowed, all at once.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from .errors import EdgelawError
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+def _validator_with_defaults(schema: dict):
+    from jsonschema import Draft7Validator, validators
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from Draft7Validator.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    cls = validators.extend(Draft7Validator, {"properties": set_defaults})
+    return cls(schema)
+
+
+def _describe(error) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f"allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; {hint}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, error.validator_value))}"
+    return f"{where}: {error.message}"
+
+
+def load_schema(path: Path = SCHEMA) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
+    """Return a validated copy of `config` with defaults; raise EdgelawError listing every problem."""
+    config = copy.deepcopy(dict(config))
+    validator = _validator_with_defaults(load_schema(schema_path))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [_describe(e) for e in errors]
+    if not problems:
+        for name, model in config["models"].items():
+            for scheme in model.get("schemes", []):
+                if scheme not in config["schemes"]:
+                    problems.append(
+                        f"models.{name}.schemes: {scheme!r} is not a defined scheme; define it under schemes: "
+                        f"(defined: {', '.join(config['schemes'])})"
+                    )
+    if problems:
+        raise EdgelawError("invalid config:\n  " + "\n  ".join(problems))
+    return config
+
+
+def model_schemes(config: dict, model: str) -> list[str]:
+    return config["models"][model].get("schemes") or list(config["schemes"])

@@ -1,0 +1,47 @@
+"""The one place that imports llama_cpp: version, build info and captured log lines."""
+
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+
+from .report_log import detail
+
+
+def lib():
+    import llama_cpp
+
+    return llama_cpp
+
+
+@lru_cache(maxsize=1)
+def build_info() -> dict:
+    llama_cpp = lib()
+    return {
+        "llama_cpp_python": llama_cpp.__version__,
+        "system_info": llama_cpp.llama_print_system_info().decode().strip(),
+        "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
+    }
+
+
+class LogCapture:
+    """Route llama.cpp's log through Python so that errors can be quoted; echo to stderr."""
+
+    def __init__(self, echo: bool = True):
+        self.lines: list[str] = []
+        self.echo = echo
+        llama_cpp = lib()
+
+        @llama_cpp.llama_log_callback
+        def _callback(level, text, user_data):
+            msg = text.decode("utf-8", "replace")
+            self.lines.append(msg)
+            if self.echo:
+                detail(msg)
+
+        self._callback = _callback  # keep a reference: llama.cpp holds a raw pointer to it
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def errors(self) -> str:
+        keep = [l.strip() for l in self.lines if "error" in l.lower() or "failed" in l.lower()]
+        return " | ".join(keep[-3:])

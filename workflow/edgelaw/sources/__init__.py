@@ -1,0 +1,84 @@
+"""Model sources behind one interface: each `fetch(name, spec, workdir)` returns (gguf path, info).
+
+`materialize` turns what a source gives into the pipeline's base model: an F16/BF16/F32 GGUF
+(dequantized to F16 if the source ships quantized weights) plus base.json describing it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .. import ggufio
+from ..atomic import atomic_path, write_json
+from ..errors import EdgelawError
+from ..report_log import say
+from ..hashing import sha256_file
+from . import file as file_source
+from . import hf as hf_source
+from . import pypi as pypi_source
+from . import synthetic as synthetic_source
+
+
+def _fetch_synthetic(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
+    out = workdir / "synthetic.gguf"
+    info = synthetic_source.write(spec["synthetic"], out)
+    return out, info
+
+
+SOURCES = {
+    "file": file_source.fetch,
+    "hf": hf_source.fetch,
+    "pypi": pypi_source.fetch,
+    "synthetic": _fetch_synthetic,
+}
+
+
+def check_sha256(path: Path, expected: str | None, what: str) -> str:
+    actual = sha256_file(path)
+    if expected and actual != expected.lower():
+        raise EdgelawError(
+            f"{what}: sha256 mismatch for {path.name}: expected {expected}, got {actual}; "
+            "the file changed upstream or is corrupt: check the pinned revision and the sha256 in the config"
+        )
+    return actual
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: str | os.PathLike) -> dict:
+    """Fetch model `name` as configured in `spec` and write its base GGUF and base.json."""
+    source = spec["source"]
+    if source not in SOURCES:
+        raise EdgelawError(f"model {name}: unknown source {source!r}; use one of {sorted(SOURCES)}")
+    out_gguf = Path(out_gguf)
+    out_gguf.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_gguf.parent, prefix=".fetch-") as tmp:
+        raw, info = SOURCES[source](name, spec, Path(tmp))
+        reader = ggufio.open_gguf(raw, f"model {name}")
+        quantized = ggufio.is_quantized(reader)
+        del reader
+        with atomic_path(out_gguf) as staged:
+            if quantized:
+                say(f"model {name}: source is quantized, dequantizing to F16")
+                ggufio.dequantize_to_f16(raw, staged, f"model {name}")
+            else:
+                _link_or_copy(raw, staged)
+            summary = ggufio.summarize(staged, f"model {name}")
+            record = {
+                "model": name,
+                "source": source,
+                "source_info": info,
+                "dequantized_from": sorted(ggufio.summarize(raw)["tensor_types"]) if quantized else None,
+                "sha256": sha256_file(staged),
+                **summary,
+            }
+            write_json(out_json, record)
+    return record

@@ -1,0 +1,54 @@
+"""The `hf` source: one GGUF from a Hugging Face Hub repository at a pinned revision.
+
+The file lands in the standard HF cache. The token, if any, comes from the environment (HF_TOKEN)
+and is read by huggingface_hub itself: edgelaw never stores or prints it. HF_ENDPOINT selects the hub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import EdgelawError
+
+
+def endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def download(name: str, repo_id: str, filename: str, revision: str) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub import errors as hf_errors
+
+    where = f"{repo_id}@{revision}/{filename}"
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
+    except hf_errors.EntryNotFoundError as exc:
+        raise EdgelawError(f"model {name}: {filename} is not in {repo_id} at revision {revision}; fix models.{name}.filename") from exc
+    except hf_errors.RevisionNotFoundError as exc:
+        raise EdgelawError(f"model {name}: revision {revision} not found in {repo_id}; fix models.{name}.revision") from exc
+    except hf_errors.GatedRepoError as exc:
+        raise EdgelawError(f"model {name}: {repo_id} is gated; accept its terms on the Hub and export HF_TOKEN") from exc
+    except hf_errors.RepositoryNotFoundError as exc:
+        raise EdgelawError(
+            f"model {name}: repository {repo_id} not found (or private: export HF_TOKEN); fix models.{name}.repo_id"
+        ) from exc
+    except hf_errors.LocalEntryNotFoundError as exc:
+        raise EdgelawError(
+            f"model {name}: cannot reach the Hub at {endpoint()} for {where} and it is not in the local cache; "
+            "check the network or HF_ENDPOINT, or fill the cache on a connected machine"
+        ) from exc
+    except hf_errors.HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", "?")
+        raise EdgelawError(f"model {name}: the Hub at {endpoint()} answered HTTP {status} for {where}") from exc
+    except OSError as exc:
+        raise EdgelawError(f"model {name}: download of {where} from {endpoint()} failed: {exc}") from exc
+
+
+def fetch(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
+    from . import check_sha256
+
+    path = download(name, spec["repo_id"], spec["filename"], spec["revision"])
+    sha = check_sha256(path, spec["sha256"], f"model {name}")
+    info = {"kind": "hf", "repo_id": spec["repo_id"], "filename": spec["filename"], "revision": spec["revision"], "sha256": sha}
+    return path, info

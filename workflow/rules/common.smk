@@ -1,0 +1,55 @@
+# Config validation, the device check and path helpers. Runs at parse time, before any job.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.deployment.conda import Conda
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from edgelaw.config import model_schemes, validate
+from edgelaw.devices import resolve
+from edgelaw.errors import EdgelawError
+
+try:
+    CONFIG = validate(config)
+    DEVICE = resolve(CONFIG["device"], workflow.basedir, force=CONFIG["force_device"])
+except EdgelawError as exc:
+    raise WorkflowError(str(exc)) from None
+
+LIB = Path(workflow.basedir) / "workflow" / "edgelaw"
+# Under --sdm conda the rule's environment provides python; otherwise the one running Snakemake.
+PY = "python" if "conda" in str(workflow.deployment_settings.deployment_method).lower() else sys.executable
+
+
+wildcard_constraints:
+    model=r"[a-z0-9][a-z0-9._-]*",
+    quant=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    device=r"[A-Za-z0-9_-]+",
+
+
+def lib(*modules):
+    """Library files a rule depends on: editing one reruns that rule and what follows."""
+    return [str(LIB / f"{m}.py") for m in modules]
+
+
+def model_spec_json(wildcards):
+    spec = {k: v for k, v in CONFIG["models"][wildcards.model].items() if k != "schemes"}
+    return json.dumps(spec, sort_keys=True)
+
+
+def scheme_json(wildcards):
+    return json.dumps(CONFIG["schemes"][wildcards.quant], sort_keys=True)
+
+
+def quantized_models():
+    return [
+        f"results/models/{model}/{quant}.gguf"
+        for model in CONFIG["models"]
+        for quant in model_schemes(CONFIG, model)
+    ]
+
+
+def all_targets():
+    return quantized_models()
