@@ -8,11 +8,19 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    model=r"[a-z0-9][a-z0-9._-]*",
+    quant=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    device=r"[A-Za-z0-9_-]+",
+
+
 include: "workflow/rules/models.smk"
 include: "workflow/rules/quantize.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -45,10 +45,28 @@ def load_schema(path: Path = SCHEMA) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _coerce_command_line(config: dict, schema: dict) -> None:
+    """`--config force_device=true` arrives as the string 'true': read it as the schema's type."""
+    for key, value in config.items():
+        kinds = schema.get("properties", {}).get(key, {}).get("type")
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        if not isinstance(value, str):
+            continue
+        if "boolean" in kinds and value.lower() in _TRUE | _FALSE:
+            config[key] = value.lower() in _TRUE
+        elif "null" in kinds and value.lower() in {"null", "none", ""}:
+            config[key] = None
+
+
 def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
     """Return a validated copy of `config` with defaults; raise EdgelawError listing every problem."""
     config = copy.deepcopy(dict(config))
-    validator = _validator_with_defaults(load_schema(schema_path))
+    schema = load_schema(schema_path)
+    _coerce_command_line(config, schema)
+    validator = _validator_with_defaults(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(e) for e in errors]
     if not problems:

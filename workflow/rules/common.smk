@@ -1,9 +1,9 @@
 # Config validation, the device check and path helpers. Runs at parse time, before any job.
 import json
+import shlex
 import sys
 from pathlib import Path
 
-from snakemake.deployment.conda import Conda
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
@@ -20,22 +20,27 @@ except EdgelawError as exc:
 
 LIB = Path(workflow.basedir) / "workflow" / "edgelaw"
 # Under --sdm conda the rule's environment provides python; otherwise the one running Snakemake.
-PY = "python" if "conda" in str(workflow.deployment_settings.deployment_method).lower() else sys.executable
-
-
-wildcard_constraints:
-    model=r"[a-z0-9][a-z0-9._-]*",
-    quant=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    device=r"[A-Za-z0-9_-]+",
+# PYTHONPATH makes the library importable in either without installing it.
+_PYTHON = (
+    "python"
+    if "conda" in str(workflow.deployment_settings.deployment_method).lower()
+    else sys.executable
+)
+EDGELAW = (
+    f"env PYTHONPATH={shlex.quote(str(LIB.parent))} {shlex.quote(_PYTHON)} -m edgelaw"
+)
+ENV = str(Path(workflow.basedir) / "envs" / "edgelaw.yaml")
 
 
 def lib(*modules):
-    """Library files a rule depends on: editing one reruns that rule and what follows."""
+    """Library files a job depends on; editing one reruns its jobs and all downstream."""
     return [str(LIB / f"{m}.py") for m in modules]
 
 
 def model_spec_json(wildcards):
-    spec = {k: v for k, v in CONFIG["models"][wildcards.model].items() if k != "schemes"}
+    spec = {
+        k: v for k, v in CONFIG["models"][wildcards.model].items() if k != "schemes"
+    }
     return json.dumps(spec, sort_keys=True)
 
 

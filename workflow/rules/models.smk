@@ -1,7 +1,4 @@
 rule fetch_model:
-    output:
-        gguf="resources/models/{model}/base.gguf",
-        meta="resources/models/{model}/base.json",
     input:
         code=lib(
             "sources/__init__",
@@ -12,11 +9,16 @@ rule fetch_model:
             "ggufio",
             "bpe",
         ),
-    params:
-        spec=model_spec_json,
-        py=PY,
+    output:
+        gguf="resources/models/{model}/base.gguf",
+        meta="resources/models/{model}/base.json",
     log:
         "results/logs/fetch_model/{model}.log",
+    conda:
+        ENV
+    params:
+        spec=model_spec_json,
+        edgelaw=EDGELAW,
     shell:
-        "{params.py} -m edgelaw --log {log} fetch-model --model {wildcards.model}"
+        "{params.edgelaw} --log {log} fetch-model --model {wildcards.model}"
         " --spec {params.spec:q} --out-gguf {output.gguf} --out-json {output.meta}"

