@@ -14,10 +14,13 @@ wildcard_constraints:
     model=r"[a-z0-9][a-z0-9._-]*",
     quant=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     device=r"[A-Za-z0-9_-]+",
+    workload=r"[a-z0-9_]+",
 
 
 include: "workflow/rules/models.smk"
 include: "workflow/rules/quantize.smk"
+include: "workflow/rules/host.smk"
+include: "workflow/rules/bench.smk"
 
 
 rule all:

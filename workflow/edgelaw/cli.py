@@ -43,6 +43,35 @@ def cmd_host(a) -> None:
     print(json.dumps(fingerprint(), indent=2))
 
 
+def cmd_host_record(a) -> None:
+    from .atomic import write_json
+    from .bench import host_record
+
+    record = host_record(a.device, a.profile, a.idle_seconds, a.sample_hz)
+    write_json(a.out, record)
+    idle = record["idle_baseline"]
+    say(f"device {a.device}: power source {record['power_source']}, idle {idle['cpu_sys_pct']:.1f}% CPU, {idle['power_w']:.2f} W")
+
+
+def cmd_bench(a) -> None:
+    from .bench import Settings, measure
+    from .devices import fingerprint
+    from .llama import build_info
+    from .provenance import record
+
+    settings = Settings.from_config(a.settings)
+    quant_meta = json.loads(open(a.quant_json).read())
+    prov = record(
+        {"bench": a.settings, "scheme": quant_meta.get("params"), "device": a.profile, "threads": a.threads},
+        fingerprint(),
+        build_info(),
+        gguf_sha256=quant_meta.get("sha256"),
+    )
+    measure(device=a.device, profile=a.profile, model=a.model, quant=a.quant, gguf=a.gguf, quant_meta=quant_meta,
+            workload=a.workload, settings=settings, threads=a.threads, out_trace=a.out_trace, out_runs=a.out_runs,
+            provenance=prov)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgelaw", description=__doc__)
     p.add_argument("--log", help="write details (llama.cpp's log) to this file; progress and errors still print")
@@ -68,6 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate-config", help="validate a config file against the schema")
     s.add_argument("config")
     s.set_defaults(func=cmd_validate_config)
+
+    s = sub.add_parser("host-record", help="fingerprint, power source and idle baseline -> host.json")
+    s.add_argument("--device", required=True)
+    s.add_argument("--profile", required=True, type=_json)
+    s.add_argument("--idle-seconds", type=float, default=3.0)
+    s.add_argument("--sample-hz", type=float, default=50.0)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_host_record)
+
+    s = sub.add_parser("bench", help="measure one model x scheme x workload on this device")
+    s.add_argument("--device", required=True)
+    s.add_argument("--profile", required=True, type=_json)
+    s.add_argument("--model", required=True)
+    s.add_argument("--quant", required=True)
+    s.add_argument("--gguf", required=True)
+    s.add_argument("--quant-json", required=True)
+    s.add_argument("--workload", default="tokens")
+    s.add_argument("--settings", required=True, type=_json, help="the config's bench section as JSON")
+    s.add_argument("--threads", type=int, required=True)
+    s.add_argument("--out-trace", required=True)
+    s.add_argument("--out-runs", required=True)
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("host", help="print this host's fingerprint")
     s.set_defaults(func=cmd_host)

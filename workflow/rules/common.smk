@@ -18,6 +18,7 @@ try:
 except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
+DEVICE_NAME = CONFIG["device"]
 LIB = Path(workflow.basedir) / "workflow" / "edgelaw"
 # Under --sdm conda the rule's environment provides python; otherwise the one running Snakemake.
 # PYTHONPATH makes the library importable in either without installing it.
@@ -48,6 +49,27 @@ def scheme_json(wildcards):
     return json.dumps(CONFIG["schemes"][wildcards.quant], sort_keys=True)
 
 
+def bench_json():
+    return json.dumps(CONFIG["bench"], sort_keys=True)
+
+
+def profile_json():
+    return json.dumps(DEVICE, sort_keys=True)
+
+
+def bench_threads():
+    return CONFIG["threads"] or DEVICE["threads"]
+
+
+def bench_outputs(kind):
+    return [
+        f"results/{DEVICE_NAME}/{kind}/{model}/{quant}/{workload}.parquet"
+        for model in CONFIG["models"]
+        for quant in model_schemes(CONFIG, model)
+        for workload in CONFIG["bench"]["workloads"]
+    ]
+
+
 def quantized_models():
     return [
         f"results/models/{model}/{quant}.gguf"
@@ -57,4 +79,9 @@ def quantized_models():
 
 
 def all_targets():
-    return quantized_models()
+    return (
+        quantized_models()
+        + [f"results/{DEVICE_NAME}/host.json"]
+        + bench_outputs("traces")
+        + bench_outputs("runs")
+    )

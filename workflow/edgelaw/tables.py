@@ -1,0 +1,84 @@
+"""The Parquet contracts (docs/contracts.md): fixed schemas, provenance in the file metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+
+SAMPLES = pa.schema([
+    ("run_id", pa.string()),
+    ("t_s", pa.float64()),
+    ("cpu_proc_pct", pa.float64()),
+    ("cpu_sys_pct", pa.float64()),
+    ("rss_bytes", pa.int64()),
+    ("mem_sys_used_bytes", pa.int64()),
+    ("power_w", pa.float64()),
+    ("energy_j", pa.float64()),
+    ("phase", pa.string()),
+])
+
+RUNS = pa.schema([
+    ("run_id", pa.string()),
+    ("device", pa.string()),
+    ("model", pa.string()),
+    ("quant", pa.string()),
+    ("bpw", pa.float64()),
+    ("workload", pa.string()),
+    ("x", pa.int64()),
+    ("n_gen", pa.int64()),
+    ("rep", pa.int64()),
+    ("n_threads", pa.int64()),
+    ("t_start", pa.float64()),
+    ("t_first_token", pa.float64()),
+    ("t_end", pa.float64()),
+    ("load_s", pa.float64()),
+    ("ttft_s", pa.float64()),
+    ("prefill_tps", pa.float64()),
+    ("decode_tps", pa.float64()),
+    ("cpu_core_s", pa.float64()),
+    ("cpu_core_s_prefill", pa.float64()),
+    ("cpu_core_s_decode", pa.float64()),
+    ("cpu_core_s_counter", pa.float64()),
+    ("cpu_sys_core_s", pa.float64()),
+    ("mem_gb_s", pa.float64()),
+    ("mem_sys_gb_s", pa.float64()),
+    ("peak_rss_bytes", pa.int64()),
+    ("energy_j", pa.float64()),
+    ("energy_dyn_j", pa.float64()),
+    ("energy_prefill_j", pa.float64()),
+    ("energy_decode_j", pa.float64()),
+    ("energy_source", pa.string()),
+    ("idle_cpu_sys_pct", pa.float64()),
+    ("idle_mem_sys_used_bytes", pa.int64()),
+    ("idle_power_w", pa.float64()),
+    ("sample_hz", pa.float64()),
+    ("n_samples", pa.int64()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+])
+
+METADATA_KEY = b"edgelaw"
+
+
+def write(df: pd.DataFrame, schema: pa.Schema, path: str | os.PathLike, provenance: dict) -> None:
+    """Write `df` with exactly `schema`'s columns and types, atomically, with provenance metadata."""
+    missing = [f.name for f in schema if f.name not in df.columns]
+    if missing:
+        raise ValueError(f"table for {path} lacks columns {missing}")
+    table = pa.Table.from_pandas(df[[f.name for f in schema]], schema=schema, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def provenance(path: str | os.PathLike) -> dict:
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(METADATA_KEY, b"{}"))

@@ -1,0 +1,134 @@
+"""The inference worker: a child process that loads one GGUF once and runs a schedule of points.
+
+It talks to the controller through a pipe: every event carries the monotonic time (one clock for
+both processes) and the worker's own CPU time (the OS counter, all threads). Inference uses
+llama.cpp's C API directly: prompt tokens go in as token ids, sampling (greedy) stays on the C side,
+no logits are copied to Python, end-of-sequence is ignored, and the KV cache is cleared before each
+run so that no prefill is skipped. CPU only: no layer is offloaded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+
+# A test hook: the worker aborts (as a crash would) when it reaches this run_id.
+CRASH_ENV = "EDGELAW_CRASH_AT_RUN"
+_silence = None
+
+
+def _now() -> tuple[float, float]:
+    return time.monotonic(), time.process_time()
+
+
+class Engine:
+    """One loaded model and context; `run` measures one point."""
+
+    def __init__(self, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int):
+        import llama_cpp
+
+        self.ll = ll = llama_cpp
+        ll.llama_backend_init()
+        mparams = ll.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        self.model = ll.llama_model_load_from_file(path.encode(), mparams)
+        if not self.model:
+            raise RuntimeError(f"llama.cpp could not load {path}")
+        self.n_ctx_train = ll.llama_model_n_ctx_train(self.model)
+        if n_ctx > self.n_ctx_train:
+            raise RuntimeError(
+                f"the sweep needs a context of {n_ctx} tokens but the model was trained for {self.n_ctx_train}; "
+                "lower bench.prompt_tokens or bench.n_gen"
+            )
+        cparams = ll.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_ubatch
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.offload_kqv = False
+        cparams.op_offload = False
+        cparams.no_perf = True
+        self.ctx = ll.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens (out of memory?)")
+        self.vocab = ll.llama_model_get_vocab(self.model)
+        self.mem = ll.llama_get_memory(self.ctx)
+        self.n_batch = n_batch
+        self.sampler = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        ll.llama_sampler_chain_add(self.sampler, ll.llama_sampler_init_greedy())
+        self.one = (ll.llama_token * 1)()
+
+    def tokenize(self, text: str) -> list[int]:
+        ll = self.ll
+        data = text.encode()
+        buf = (ll.llama_token * (len(data) + 16))()
+        n = ll.llama_tokenize(self.vocab, data, len(data), buf, len(buf), True, False)
+        if n < 0:
+            raise RuntimeError("tokenization failed")
+        return list(buf[:n])
+
+    def _decode(self, ptr, n: int) -> None:
+        rc = self.ll.llama_decode(self.ctx, self.ll.llama_batch_get_one(ptr, n))
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc} (context full or out of memory)")
+
+    def run(self, tokens, n: int, n_gen: int, events) -> None:
+        """Prefill the first `n` of `tokens`, then decode `n_gen` tokens; `events(name)` marks phases."""
+        ll = self.ll
+        ll.llama_memory_clear(self.mem, True)
+        ll.llama_sampler_reset(self.sampler)
+        events("start")
+        for i in range(0, n, self.n_batch):
+            chunk = min(self.n_batch, n - i)
+            self._decode(ctypes.cast(ctypes.byref(tokens, i * ctypes.sizeof(ll.llama_token)), ctypes.POINTER(ll.llama_token)), chunk)
+        tok = ll.llama_sampler_sample(self.sampler, self.ctx, -1)
+        events("first_token")
+        one = self.one
+        for _ in range(n_gen):
+            one[0] = tok
+            self._decode(one, 1)
+            tok = ll.llama_sampler_sample(self.sampler, self.ctx, -1)
+        events("end")
+
+
+def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int, corpus: str, points: list[dict], settle_s: float) -> None:
+    """Entry point of the child process. Messages: (kind, payload) tuples."""
+    import llama_cpp
+
+    global _silence
+    _silence = llama_cpp.llama_log_callback(lambda level, text, data: None)  # kept alive: llama.cpp holds a raw pointer
+    llama_cpp.llama_log_set(_silence, ctypes.c_void_p(0))
+    crash_at = os.environ.get(CRASH_ENV)
+
+    def send(kind, **payload):
+        t, cpu = _now()
+        conn.send((kind, {"t": t, "cpu_s": cpu, **payload}))
+
+    send("load_start")
+    try:
+        engine = Engine(path, threads, n_ctx, n_batch, n_ubatch)
+        corpus_tokens = engine.tokenize(corpus)
+    except Exception as exc:  # reported to the controller, which records every point as failed
+        send("fatal", error=str(exc))
+        return
+    send("load_end", n_corpus_tokens=len(corpus_tokens), n_ctx_train=engine.n_ctx_train)
+    longest = max(p["x"] for p in points)
+    if longest > len(corpus_tokens):
+        send("fatal", error=f"the corpus has {len(corpus_tokens)} tokens for this model, the sweep needs {longest}; use a longer bench.corpus")
+        return
+    arr = (engine.ll.llama_token * len(corpus_tokens))(*corpus_tokens)
+    time.sleep(settle_s)
+    for p in points:
+        run_id = p["run_id"]
+        if crash_at == run_id:
+            send("start", run_id=run_id)
+            os.abort()
+        try:
+            engine.run(arr, p["x"], p["n_gen"], lambda name: send(name, run_id=run_id))
+        except Exception as exc:
+            send("point_error", run_id=run_id, error=str(exc))
+        send("done", run_id=run_id)
+        time.sleep(settle_s)
+    send("finished")

@@ -1,0 +1,33 @@
+rule bench:
+    input:
+        gguf="results/models/{model}/{quant}.gguf",
+        meta="results/models/{model}/{quant}.json",
+        code=lib(
+            "bench",
+            "worker",
+            "sampler",
+            "power",
+            "integrate",
+            "tables",
+            "provenance",
+        ),
+    output:
+        trace="results/{device}/traces/{model}/{quant}/{workload}.parquet",
+        runs="results/{device}/runs/{model}/{quant}/{workload}.parquet",
+    log:
+        "results/logs/{device}/bench/{model}/{quant}/{workload}.log",
+    conda:
+        ENV
+    # A measurement runs alone: it takes every core Snakemake has, so no other job runs beside it.
+    threads: workflow.cores
+    params:
+        settings=bench_json(),
+        profile=profile_json(),
+        n_threads=bench_threads(),
+        edgelaw=EDGELAW,
+    shell:
+        "{params.edgelaw} --log {log} bench --device {wildcards.device}"
+        " --profile {params.profile:q} --model {wildcards.model} --quant {wildcards.quant}"
+        " --gguf {input.gguf} --quant-json {input.meta} --workload {wildcards.workload}"
+        " --settings {params.settings:q} --threads {params.n_threads}"
+        " --out-trace {output.trace} --out-runs {output.runs}"
