@@ -49,6 +49,7 @@ def tiny_config(**extra) -> dict:
         "device": "auto",
         "models": {"tiny": {"source": "synthetic", "synthetic": dict(TINY)}},
         "schemes": {"F16": {"ftype": "F16"}, "Q8_0": {"ftype": "Q8_0"}, "Q4_K_M": {"ftype": "Q4_K_M"}},
+        "bench": {"prompt_tokens": [16, 64], "n_gen": 8, "repetitions": 2, "idle_seconds": 0.5, "settle_seconds": 0.05},
     }
     config.update(extra)
     return config

@@ -37,6 +37,7 @@ class Settings:
     settle_seconds: float
     n_batch: int
     n_ubatch: int
+    repack: bool = True
     corpus: str | None = None
 
     @classmethod
@@ -103,7 +104,7 @@ class Batch:
         ctx = mp.get_context("spawn")
         while remaining:
             parent, child = ctx.Pipe(duplex=False)
-            args = (child, self.gguf, self.threads, self.s.n_ctx(), self.s.n_batch, self.s.n_ubatch, corpus, remaining, self.s.settle_seconds)
+            args = (child, self.gguf, self.threads, self.s.n_ctx(), self.s.n_batch, self.s.n_ubatch, self.s.repack, corpus, remaining, self.s.settle_seconds)
             proc = ctx.Process(target=worker.main, args=args, daemon=True)
             proc.start()
             child.close()

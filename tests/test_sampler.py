@@ -1,0 +1,40 @@
+"""The sampler on a real busy process: achieved rate and AUC against the OS counter."""
+
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from edgelaw.integrate import integral
+from edgelaw.power import UtilisationModel
+from edgelaw.sampler import Sampler, rates
+
+BUSY = "import time\nt=time.process_time()\nwhile time.process_time()-t<{s}: pass\nprint(time.process_time())"
+
+
+@pytest.mark.parametrize("hz", [20, 50])
+def test_auc_of_a_busy_process_matches_its_cpu_counter(hz):
+    sampler = Sampler(hz, UtilisationModel(1, 2, psutil.cpu_count()))
+    sampler.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", BUSY.format(s=1.0)], stdout=subprocess.PIPE, text=True)
+    sampler.attach(proc.pid)
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            ct = ps.cpu_times()
+            counted = ct.user + ct.system
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.005)
+    t1 = time.monotonic()
+    sampler.stop()
+    df = rates(sampler.frame(), psutil.cpu_count())
+    auc = integral(df["t_mid"], df["cpu_proc_pct"] / 100.0, t0, t1)
+    assert auc == pytest.approx(counted, rel=0.05)
+    achieved = (len(df) - 1) / (df["t"].iloc[-1] - df["t"].iloc[0])
+    assert achieved == pytest.approx(hz, rel=0.1)
+    assert df["rss_bytes"].max() > 1e6 and (df["power_w"] >= 1).all()
