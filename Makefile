@@ -17,7 +17,7 @@ $(STAMP):
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "installing pinned requirements (llama-cpp-python compiles llama.cpp the first time: several minutes)"
 	$(BIN)/pip install --quiet -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 run: setup
