@@ -24,6 +24,9 @@ def build_info() -> dict:
     }
 
 
+_installed_callback = None
+
+
 class LogCapture:
     """Route llama.cpp's log through Python so that errors can be quoted; echo to stderr."""
 
@@ -39,8 +42,11 @@ class LogCapture:
             if self.echo:
                 detail(msg)
 
-        self._callback = _callback  # keep a reference: llama.cpp holds a raw pointer to it
-        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+        # llama.cpp keeps a raw pointer to the callback after this object is gone: the module holds it
+        # until the next one is installed, or a later log line would call freed memory.
+        global _installed_callback
+        llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+        _installed_callback = _callback
 
     def errors(self) -> str:
         keep = [l.strip() for l in self.lines if "error" in l.lower() or "failed" in l.lower()]
