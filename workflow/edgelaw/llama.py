@@ -1,10 +1,11 @@
-"""The one place that imports llama_cpp: version, build info and captured log lines."""
+"""llama.cpp helpers shared by quantization, the bench worker and the quality scorer."""
 
 from __future__ import annotations
 
 import ctypes
 from functools import lru_cache
 
+from .errors import EdgelawError
 from .report_log import detail
 
 
@@ -22,6 +23,31 @@ def build_info() -> dict:
         "system_info": llama_cpp.llama_print_system_info().decode().strip(),
         "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
     }
+
+
+def load_model(path: str, what: str, repack: bool = True):
+    """Load a GGUF on the CPU only (no layer offloaded); raise naming `what` if llama.cpp cannot."""
+    ll = lib()
+    ll.llama_backend_init()
+    mparams = ll.llama_model_default_params()
+    mparams.n_gpu_layers = 0
+    # llama.cpp's CPU repacking keeps a second, interleaved copy of some weights (Q4_0 and others)
+    # beside the mmapped file: faster matmuls, more resident memory. On by default, as in llama-bench.
+    mparams.use_extra_bufts = repack
+    model = ll.llama_model_load_from_file(path.encode(), mparams)
+    if not model:
+        raise EdgelawError(f"{what}: llama.cpp could not load {path}")
+    return model
+
+
+def tokenize(vocab, text: str, add_special: bool) -> list[int]:
+    ll = lib()
+    data = text.encode()
+    buf = (ll.llama_token * (len(data) + 16))()
+    n = ll.llama_tokenize(vocab, data, len(data), buf, len(buf), add_special, False)
+    if n < 0:
+        raise EdgelawError("llama.cpp could not tokenize the text")
+    return list(buf[:n])
 
 
 _installed_callback = None

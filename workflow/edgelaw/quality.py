@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import EdgelawError
+from .llama import lib, load_model, tokenize
 
 DEFAULT_TOP_K = 4096
 
@@ -39,15 +40,8 @@ class Scorer:
     """One model with a context of n_ctx tokens that returns log-probabilities of the scored half."""
 
     def __init__(self, path: str, n_ctx: int, threads: int, what: str):
-        import llama_cpp as ll
-
-        self.ll = ll
-        ll.llama_backend_init()
-        mparams = ll.llama_model_default_params()
-        mparams.n_gpu_layers = 0
-        self.model = ll.llama_model_load_from_file(path.encode(), mparams)
-        if not self.model:
-            raise EdgelawError(f"{what}: llama.cpp could not load {path}")
+        self.ll = ll = lib()
+        self.model = load_model(path, what)
         n_train = ll.llama_model_n_ctx_train(self.model)
         if n_ctx > n_train:
             raise EdgelawError(f"{what}: quality.n_ctx {n_ctx} is longer than the model's context {n_train}; lower quality.n_ctx")
@@ -65,11 +59,7 @@ class Scorer:
         self.bos = ll.llama_vocab_bos(self.vocab)
 
     def tokenize(self, text: str) -> list[int]:
-        ll = self.ll
-        data = text.encode()
-        buf = (ll.llama_token * (len(data) + 16))()
-        n = ll.llama_tokenize(self.vocab, data, len(data), buf, len(buf), False, False)
-        return list(buf[:n])
+        return tokenize(self.vocab, text, add_special=False)
 
     def chunk_logprobs(self, chunk: list[int]) -> np.ndarray:
         """log-softmax rows for positions n_ctx/2 .. n_ctx-2 (each predicts the next token)."""

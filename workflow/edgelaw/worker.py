@@ -13,6 +13,8 @@ import ctypes
 import os
 import time
 
+from .llama import lib, load_model, tokenize
+
 # A test hook: the worker aborts (as a crash would) when it reaches this run_id.
 CRASH_ENV = "EDGELAW_CRASH_AT_RUN"
 _silence = None
@@ -26,18 +28,8 @@ class Engine:
     """One loaded model and context; `run` measures one point."""
 
     def __init__(self, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int, repack: bool = True):
-        import llama_cpp
-
-        self.ll = ll = llama_cpp
-        ll.llama_backend_init()
-        mparams = ll.llama_model_default_params()
-        mparams.n_gpu_layers = 0
-        # llama.cpp's CPU repacking keeps a second, interleaved copy of some weights (Q4_0 and others)
-        # beside the mmapped file: faster matmuls, more resident memory. On by default, as in llama-bench.
-        mparams.use_extra_bufts = repack
-        self.model = ll.llama_model_load_from_file(path.encode(), mparams)
-        if not self.model:
-            raise RuntimeError(f"llama.cpp could not load {path}")
+        self.ll = ll = lib()
+        self.model = load_model(path, "bench worker", repack)
         self.n_ctx_train = ll.llama_model_n_ctx_train(self.model)
         if n_ctx > self.n_ctx_train:
             raise RuntimeError(
@@ -64,13 +56,7 @@ class Engine:
         self.one = (ll.llama_token * 1)()
 
     def tokenize(self, text: str) -> list[int]:
-        ll = self.ll
-        data = text.encode()
-        buf = (ll.llama_token * (len(data) + 16))()
-        n = ll.llama_tokenize(self.vocab, data, len(data), buf, len(buf), True, False)
-        if n < 0:
-            raise RuntimeError("tokenization failed")
-        return list(buf[:n])
+        return tokenize(self.vocab, text, add_special=True)
 
     def _decode(self, ptr, n: int) -> None:
         rc = self.ll.llama_decode(self.ctx, self.ll.llama_batch_get_one(ptr, n))
@@ -98,8 +84,7 @@ class Engine:
 
 def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int, repack: bool, corpus: str, points: list[dict], settle_s: float) -> None:
     """Entry point of the child process. Messages: (kind, payload) tuples."""
-    import llama_cpp
-
+    llama_cpp = lib()
     global _silence
     _silence = llama_cpp.llama_log_callback(lambda level, text, data: None)  # kept alive: llama.cpp holds a raw pointer
     llama_cpp.llama_log_set(_silence, ctypes.c_void_p(0))

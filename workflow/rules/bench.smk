@@ -5,6 +5,7 @@ rule bench:
         code=lib(
             "bench",
             "worker",
+            "llama",
             "sampler",
             "power",
             "integrate",
