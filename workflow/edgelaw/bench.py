@@ -7,7 +7,7 @@ schedule resumes after the point it crashed on.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import multiprocessing as mp
 import time
 from dataclasses import dataclass
@@ -65,11 +65,25 @@ def schedule(s: Settings) -> list[dict]:
     return points
 
 
-def measure_idle(sampler: Sampler, seconds: float) -> tuple[float, float]:
-    """Let the sampler record `seconds` of an idle host; return the window (monotonic)."""
+def idle_window(seconds: float) -> tuple[float, float]:
+    """Stay idle for `seconds` while the sampler records; return the window (monotonic)."""
     t0 = time.monotonic()
     time.sleep(seconds)
     return t0, time.monotonic()
+
+
+@contextlib.contextmanager
+def sampling(profile: dict, rate_hz: float):
+    """The profile's power source and a running sampler; both stopped on exit, whatever happens."""
+    source = power.detect(profile, psutil.cpu_count() or 1)
+    source.start()
+    sampler = Sampler(rate_hz, source)
+    sampler.start()
+    try:
+        yield sampler, source
+    finally:
+        sampler.stop()
+        source.close()
 
 
 def idle_baseline(df: pd.DataFrame, t0: float, t1: float, counter: bool) -> dict:
@@ -194,7 +208,8 @@ def label_samples(df: pd.DataFrame, events: list[tuple[str, dict]]) -> pd.DataFr
     return df
 
 
-def run_rows(df: pd.DataFrame, batch: Batch, points: list[dict], idle: dict, counter: bool, common: dict) -> list[dict]:
+def run_rows(df: pd.DataFrame, batch: Batch, points: list[dict], idle: dict, counter: bool, origin: float,
+             common: dict) -> list[dict]:
     """One row per measured point: timings, AUCs above the idle baseline, energy, status."""
     ev: dict[str, dict[str, dict]] = {}
     errors: dict[str, str] = {}
@@ -217,7 +232,6 @@ def run_rows(df: pd.DataFrame, batch: Batch, points: list[dict], idle: dict, cou
     sysc = (df["cpu_sys_pct"] - idle["cpu_sys_pct"]).to_numpy() / 100.0
     rss = df["rss_bytes"].fillna(0).to_numpy(float)
     mem_sys = (df["mem_sys_used_bytes"] - idle["mem_sys_used_bytes"]).to_numpy(float)
-    origin = common.pop("origin")
 
     def energy(t0, t1):
         if counter:
@@ -268,29 +282,21 @@ def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, qu
     if workload != "tokens":
         raise EdgelawError(f"workload {workload!r} is not known; use 'tokens'")
     label = f"{model} {quant} {workload}"
-    n_cpus = psutil.cpu_count() or 1
-    source = power.detect(profile, n_cpus)
-    source.start()
-    sampler = Sampler(settings.sample_hz, source)
-    origin = time.monotonic()
-    sampler.start()
     points = schedule(settings)
-    say(f"{label}: idle baseline {settings.idle_seconds:.0f} s (power source: {source.name}), then "
-        f"{sum(not p['warmup'] for p in points)} runs + {settings.warmup} warm-up on {threads} threads")
-    try:
-        t_idle = measure_idle(sampler, settings.idle_seconds)
-        batch = Batch(gguf, threads, settings, label)
+    batch = Batch(gguf, threads, settings, label)
+    origin = time.monotonic()
+    with sampling(profile, settings.sample_hz) as (sampler, source):
+        say(f"{label}: idle baseline {settings.idle_seconds:.0f} s (power source: {source.name}), then "
+            f"{sum(not p['warmup'] for p in points)} runs + {settings.warmup} warm-up on {threads} threads")
+        t_idle = idle_window(settings.idle_seconds)
         batch.run(sampler, points)
         time.sleep(settings.settle_seconds)
-    finally:
-        sampler.stop()
-        source.close()
     counter = source.kind == "counter"
-    df = label_samples(rates(sampler.frame(), n_cpus), batch.events)
+    df = label_samples(rates(sampler.frame(), sampler.n_cpus), batch.events)
     idle = idle_baseline(df, *t_idle, counter)
     common = {"device": device, "model": model, "quant": quant, "bpw": quant_meta["bpw"], "workload": workload,
-              "n_threads": threads, "energy_source": source.name, "origin": origin}
-    runs = pd.DataFrame(run_rows(df, batch, points, idle, counter, common))
+              "n_threads": threads, "energy_source": source.name}
+    runs = pd.DataFrame(run_rows(df, batch, points, idle, counter, origin, common))
     for col in tables.RUNS.names:
         if col not in runs.columns:
             runs[col] = None
@@ -315,17 +321,9 @@ def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: floa
     from .devices import fingerprint
     from .llama import build_info
 
-    n_cpus = psutil.cpu_count() or 1
-    source = power.detect(profile, n_cpus)
-    source.start()
-    sampler = Sampler(sample_hz, source)
-    sampler.start()
-    try:
-        window = measure_idle(sampler, idle_seconds)
-    finally:
-        sampler.stop()
-        source.close()
-    df = rates(sampler.frame(), n_cpus)
+    with sampling(profile, sample_hz) as (sampler, source):
+        window = idle_window(idle_seconds)
+    df = rates(sampler.frame(), sampler.n_cpus)
     return {
         "device": device,
         "profile": profile,
@@ -338,6 +336,3 @@ def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: floa
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,7 +288,3 @@ def detect(profile: dict, n_cores: int) -> PowerSource:
             continue
     power = profile["power"]
     return UtilisationModel(power["idle_w"], power["max_w"], n_cores)
-
-
-def now_wall() -> float:
-    return time.time()
