@@ -21,6 +21,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/host.smk"
 include: "workflow/rules/bench.smk"
+include: "workflow/rules/quality.smk"
 
 
 rule all:

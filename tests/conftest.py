@@ -65,13 +65,18 @@ def tiny_gguf(tmp_path_factory) -> Path:
     return path
 
 
+# A small quality stage; most tests switch it off (its embedder takes seconds to load per job).
+TINY_QUALITY = {"n_ctx": 128, "n_chunks": 3, "max_answer_tokens": 8}
+
+
 def tiny_config(**extra) -> dict:
-    """A config with the tiny synthetic model and a short ladder."""
+    """A config with the tiny synthetic model and a short ladder (quality off unless asked for)."""
     config = {
         "device": "auto",
         "models": {"tiny": {"source": "synthetic", "synthetic": dict(TINY)}},
         "schemes": {"F16": {"ftype": "F16"}, "Q8_0": {"ftype": "Q8_0"}, "Q4_K_M": {"ftype": "Q4_K_M"}},
         "bench": {"prompt_tokens": [16, 64], "n_gen": 8, "repetitions": 2, "idle_seconds": 0.5, "settle_seconds": 0.05},
+        "quality": {"enabled": False},
     }
     config.update(extra)
     return config

@@ -1,10 +1,13 @@
-"""Perplexity, KL divergence and top-1 agreement (the library; the stage is not wired yet)."""
+"""Perplexity, KL divergence and top-1 agreement: the library, on the tiny model and on SmolLM2."""
+
+import io
 
 import numpy as np
 import pytest
 
 from edgelaw.errors import EdgelawError
-from edgelaw.quality import DEFAULT_TOP_K, Scorer, chunks, evaluate, exact_kld, perplexity, top_k, kld_topk
+from edgelaw.quality import (DEFAULT_TOP_K, BaseReference, Scorer, chunks, evaluate, exact_kld, kld_topk,
+                             perplexity, top_k)
 
 from conftest import ROOT
 
@@ -24,10 +27,14 @@ def test_topk_kld_is_exact_when_k_covers_the_vocabulary():
     lq = lp + rng.normal(scale=0.3, size=(5, 50))
     lp -= np.log(np.exp(lp).sum(1, keepdims=True))
     lq -= np.log(np.exp(lq).sum(1, keepdims=True))
-    ids, lk = top_k(lp, 50)
-    assert kld_topk(ids, lk, lq) == pytest.approx(exact_kld(lp, lq))
-    ids, lk = top_k(lp, 5)
-    assert (kld_topk(ids, lk, lq) <= exact_kld(lp, lq) + 1e-12).all()  # a lower bound below full K
+    ids, lk, tail = top_k(lp, 50)
+    assert tail == pytest.approx(0.0, abs=1e-12)
+    assert kld_topk(ids, lk, tail, lq) == pytest.approx(exact_kld(lp, lq))
+    # Rounded log-probabilities (as stored) do not turn into a spurious tail.
+    assert kld_topk(ids, np.round(lk, 3), tail, lq) == pytest.approx(exact_kld(lp, lq), abs=2e-3)
+    ids, lk, tail = top_k(lp, 5)
+    assert tail == pytest.approx(1 - np.exp(lk).sum(1))
+    assert (kld_topk(ids, lk, tail, lq) <= exact_kld(lp, lq) + 1e-12).all()  # a lower bound below full K
 
 
 def test_short_text_and_long_context_are_refused(tiny_gguf):
@@ -45,18 +52,60 @@ def test_same_model_has_zero_divergence(tiny_gguf):
     assert len(kld) == 3 * 127 and np.abs(kld).max() < 1e-6 and same.all()
 
 
+def test_reference_survives_its_compact_storage(tiny_gguf):
+    scorer = Scorer(str(tiny_gguf), 128, 2, "model tiny")
+    ch = chunks(scorer.tokenize(EVAL), 128, 2, "model tiny")
+    ref, _, _ = evaluate(scorer, ch, 64)
+    buf = io.BytesIO()
+    ref.save(buf, meta={"n_ctx": 128})
+    buf.seek(0)
+    back, meta = BaseReference.load(buf)
+    assert meta == {"n_ctx": 128}
+    assert np.array_equal(back.targets, ref.targets) and np.array_equal(back.top_ids, ref.top_ids)
+    assert np.abs(back.top_logp - ref.top_logp).max() < (ref.top_logp.max() - ref.top_logp.min()) / 65535
+    assert np.array_equal(back.tail, ref.tail)
+    _, kld_stored, _ = evaluate(scorer, ch, 64, back)
+    assert np.abs(kld_stored).max() < 1e-6
+
+
+def test_another_tokenizer_is_refused(tiny_gguf):
+    scorer = Scorer(str(tiny_gguf), 128, 2, "model tiny")
+    ch = chunks(scorer.tokenize(EVAL), 128, 2, "model tiny")
+    ref, _, _ = evaluate(scorer, ch, 16)
+    ref.targets = ref.targets + 1
+    with pytest.raises(EdgelawError, match="the tokenizers differ"):
+        evaluate(scorer, ch, 16, ref)
+    with pytest.raises(EdgelawError, match="the tokenizers differ"):
+        evaluate(scorer, ch + ch, 16, evaluate(scorer, ch, 16)[0])
+
+
 @pytest.mark.slow
-def test_smollm2_quality_falls_with_bits_and_topk_kld_matches_exact(smollm2):
+def test_smollm2_perplexity_rises_as_bits_fall_and_stored_topk_kld_matches_exact(smollm2):
+    import json
+
     base = Scorer(str(smollm2 / "base.gguf"), 512, 2, "base")
-    ch = chunks(base.tokenize(EVAL), 512, 4, "smollm2")
-    ref, _, _ = evaluate(base, ch, DEFAULT_TOP_K)
-    ppl = {"base": perplexity(ref.nll)[0]}
-    mean_kld = {}
-    for q in ["Q8_0", "Q2_K"]:
+    ch = chunks(base.tokenize(EVAL), 512, 6, "smollm2")
+    fresh, _, _ = evaluate(base, ch, DEFAULT_TOP_K)
+    buf = io.BytesIO()
+    fresh.save(buf, meta={})
+    buf.seek(0)
+    ref, _ = BaseReference.load(buf)  # the compact stored form, as the stage uses it
+    ladder = sorted(["Q8_0", "Q4_0", "Q2_K"], key=lambda q: -json.loads((smollm2 / f"{q}.json").read_text())["bpw"])
+    assert ladder == ["Q8_0", "Q4_0", "Q2_K"]
+    ppl, se, mean_kld, top1 = {}, {}, {}, {}
+    for q in ladder:
         scorer = Scorer(str(smollm2 / f"{q}.gguf"), 512, 2, q)
         own, kld, same = evaluate(scorer, ch, DEFAULT_TOP_K, ref)
-        ppl[q], mean_kld[q] = perplexity(own.nll)[0], kld.mean()
+        ppl[q], se[q] = perplexity(own.nll)
+        mean_kld[q], top1[q] = kld.mean(), same.mean()
         exact = np.concatenate([exact_kld(base.chunk_logprobs(c), scorer.chunk_logprobs(c)) for c in ch])
         assert kld.mean() == pytest.approx(exact.mean(), rel=0.01)
-    assert ppl["base"] < ppl["Q8_0"] < ppl["Q2_K"]
-    assert mean_kld["Q8_0"] < mean_kld["Q2_K"]
+    base_ppl = perplexity(ref.nll)[0]
+    # Monotone within noise: each step down the ladder may not fall by more than its standard error.
+    steps = [("base", "Q8_0"), ("Q8_0", "Q4_0"), ("Q4_0", "Q2_K")]
+    value = {"base": base_ppl, **ppl}
+    for hi, lo in steps:
+        assert value[lo] > value[hi] - se.get(lo, 0.0), (hi, lo, value)
+    assert ppl["Q2_K"] > ppl["Q8_0"] + se["Q2_K"] + se["Q8_0"]  # the ends differ well beyond the noise
+    assert mean_kld["Q8_0"] < mean_kld["Q4_0"] < mean_kld["Q2_K"]
+    assert top1["Q8_0"] > top1["Q4_0"] > top1["Q2_K"]

@@ -71,6 +71,71 @@ def cmd_bench(a) -> None:
             provenance=prov)
 
 
+def _quality_provenance(a, settings, gguf_sha256: str | None, scheme=None) -> dict:
+    from dataclasses import asdict
+
+    from .devices import fingerprint
+    from .evalset import checksums
+    from .llama import build_info
+    from .provenance import record
+    from .quality_stage import input_files
+    from .semantic import describe
+
+    eval_text, prompts = input_files(settings)
+    return record(
+        {"quality": asdict(settings), "scheme": scheme, "threads": a.threads},
+        fingerprint(),
+        build_info(),
+        gguf_sha256=gguf_sha256,
+        inputs=checksums(eval_text, prompts),
+        embedder=describe(settings.embedder) if settings.semantic else None,
+    )
+
+
+def cmd_quality_reference(a) -> None:
+    from .hashing import sha256_file
+    from .llama import LogCapture
+    from .quality_stage import QualitySettings, reference
+
+    LogCapture()  # llama.cpp's chatter to the job's log
+
+    s = QualitySettings.from_config(a.settings)
+    prov = _quality_provenance(a, s, sha256_file(a.base))
+    reference(a.model, a.base, s, a.threads, a.out_npz, a.out_answers, prov)
+
+
+def cmd_quality(a) -> None:
+    from .llama import LogCapture
+    from .quality_stage import QualitySettings, score
+
+    LogCapture()
+
+    s = QualitySettings.from_config(a.settings)
+    quant_meta = json.loads(open(a.quant_json).read())
+    prov = _quality_provenance(a, s, quant_meta.get("sha256"), quant_meta.get("params"))
+    score(a.model, a.quant, a.gguf, quant_meta, s, a.threads, a.ref_npz, a.ref_answers, a.out_table, a.out_answers, prov)
+
+
+def cmd_quality_summary(a) -> None:
+    import glob
+
+    import pandas as pd
+
+    files = sorted(glob.glob(f"{a.folder}/*.parquet"))
+    if not files:
+        raise EdgelawError(f"no quality tables in {a.folder}; run the workflow first")
+    df = pd.concat([pd.read_parquet(f) for f in files]).sort_values("bpw", ascending=False)
+    print("| scheme | BPW | perplexity | mean KLD | KLD p99 | top-1 % | semantic vs reference | semantic vs base |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in df.itertuples():
+        sem = (f"{r.sem_ref:.3f} | {r.sem_base:.3f}" if pd.notna(r.sem_ref) else "- | -")
+        print(f"| {r.quant} | {r.bpw:.3f} | {r.ppl:.3f} ± {r.ppl_se:.3f} | {r.kld_mean:.4f} | {r.kld_p99:.3f} | "
+              f"{r.top1_pct:.1f} | {sem} |")
+    base = df.iloc[0]
+    print(f"\nbase perplexity {base.base_ppl:.3f}; {base.n_tokens} tokens in {base.n_chunks} chunks of {base.n_ctx}; "
+          f"the base's own semantic similarity to the references {base.sem_ref_of_base:.3f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgelaw", description=__doc__)
     p.add_argument("--log", help="write details (llama.cpp's log) to this file; progress and errors still print")
@@ -118,6 +183,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-trace", required=True)
     s.add_argument("--out-runs", required=True)
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("quality-reference", help="score the base model once: its top-K per token and its answers")
+    s.add_argument("--model", required=True)
+    s.add_argument("--base", required=True)
+    s.add_argument("--settings", required=True, type=_json, help="the config's quality section as JSON")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--out-npz", required=True)
+    s.add_argument("--out-answers", required=True)
+    s.set_defaults(func=cmd_quality_reference)
+
+    s = sub.add_parser("quality", help="perplexity, KL divergence, top-1 and semantic accuracy of one scheme")
+    s.add_argument("--model", required=True)
+    s.add_argument("--quant", required=True)
+    s.add_argument("--gguf", required=True)
+    s.add_argument("--quant-json", required=True)
+    s.add_argument("--settings", required=True, type=_json, help="the config's quality section as JSON")
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--ref-npz", required=True)
+    s.add_argument("--ref-answers", required=True)
+    s.add_argument("--out-table", required=True)
+    s.add_argument("--out-answers", required=True)
+    s.set_defaults(func=cmd_quality)
+
+    s = sub.add_parser("quality-summary", help="print a folder's quality tables as one markdown table")
+    s.add_argument("folder", help="e.g. results/quality/smollm2-135m")
+    s.set_defaults(func=cmd_quality_summary)
 
     s = sub.add_parser("host", help="print this host's fingerprint")
     s.set_defaults(func=cmd_host)

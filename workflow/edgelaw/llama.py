@@ -40,11 +40,11 @@ def load_model(path: str, what: str, repack: bool = True):
     return model
 
 
-def tokenize(vocab, text: str, add_special: bool) -> list[int]:
+def tokenize(vocab, text: str, add_special: bool, parse_special: bool = False) -> list[int]:
     ll = lib()
     data = text.encode()
     buf = (ll.llama_token * (len(data) + 16))()
-    n = ll.llama_tokenize(vocab, data, len(data), buf, len(buf), add_special, False)
+    n = ll.llama_tokenize(vocab, data, len(data), buf, len(buf), add_special, parse_special)
     if n < 0:
         raise EdgelawError("llama.cpp could not tokenize the text")
     return list(buf[:n])

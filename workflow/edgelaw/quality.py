@@ -13,13 +13,14 @@ exact KL, and it converges to it as K grows; `exact_kld` computes the exact valu
 On SmolLM2-135M (512-token chunks of the shipped eval text) the mean KLD falls short of the exact one by
 15% at K=64, 7% at K=256, 2% at K=1024 and under 0.5% at K=4096, hence DEFAULT_TOP_K.
 
-Status: library and tests only; the Snakemake stage, the semantic-accuracy part and the quality table
-are not written yet (issue 4).
+The reference is stored compactly (quality_stage.reference): 16-bit token ids where the vocabulary
+fits, float16 log-probabilities. The stage around this module is quality_stage.py.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,60 +101,101 @@ class BaseReference:
 
     targets: np.ndarray  # next-token ids, [N]
     top_ids: np.ndarray  # [N, K]
-    top_logp: np.ndarray  # [N, K], float32
+    top_logp: np.ndarray  # [N, K]
+    tail: np.ndarray  # [N], the base's probability mass outside its top K (computed in float64)
     nll: np.ndarray  # base's own negative log-likelihood per scored token
 
-    def save(self, path) -> None:
-        np.savez_compressed(path, targets=self.targets, top_ids=self.top_ids, top_logp=self.top_logp, nll=self.nll)
+    def save(self, file, meta: dict) -> None:
+        """Compactly, as llama-perplexity stores its base logits: per row, 16-bit codes on a linear
+        scale between the row's lowest and highest log-probability (error under range / 131070, about
+        2e-4 nats here); token ids in 16 bits where the vocabulary allows."""
+        id_type = np.uint16 if int(self.top_ids.max(initial=0)) < 2**16 else np.int32
+        lp = self.top_logp.astype(np.float64)
+        lo = lp.min(axis=1)
+        scale = (lp.max(axis=1) - lo) / 65535
+        scale[scale <= 0] = 1.0
+        codes = np.rint((lp - lo[:, None]) / scale[:, None]).astype(np.uint16)
+        np.savez_compressed(
+            file, targets=self.targets.astype(np.int32), top_ids=self.top_ids.astype(id_type), codes=codes,
+            lo=lo, scale=scale, tail=self.tail, nll=self.nll, meta=np.array(json.dumps(meta, sort_keys=True)),
+        )
 
     @classmethod
-    def load(cls, path) -> "BaseReference":
-        z = np.load(path)
-        return cls(z["targets"], z["top_ids"], z["top_logp"], z["nll"])
+    def load(cls, path) -> tuple["BaseReference", dict]:
+        try:
+            z = np.load(path)
+            logp = z["lo"][:, None] + z["codes"].astype(np.float64) * z["scale"][:, None]
+            ref = cls(z["targets"].astype(np.int64), z["top_ids"].astype(np.int64), logp, z["tail"], z["nll"])
+            meta = json.loads(str(z["meta"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise EdgelawError(f"{path} is not a readable base reference ({exc}); rerun the quality_reference job") from None
+        return ref, meta
 
 
-def top_k(lp: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k most likely tokens of each row, most likely first, with their log-probabilities."""
+def top_k(lp: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k most likely tokens of each row, most likely first, their log-probabilities, and the
+    probability mass of all other tokens."""
     ids = np.argpartition(-lp, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(lp, ids, 1), axis=1, kind="stable")
     ids = np.take_along_axis(ids, order, 1)
-    return ids.astype(np.int32), np.take_along_axis(lp, ids, 1)
+    top = np.take_along_axis(lp, ids, 1)
+    tail = np.clip(1.0 - np.exp(top).sum(axis=1), 0.0, 1.0)
+    return ids.astype(np.int32), top, tail
 
 
-def kld_topk(ref_ids: np.ndarray, ref_logp: np.ndarray, lq: np.ndarray) -> np.ndarray:
-    """KL(base || quant) per row over the base's top-K tokens plus one bucket for all others."""
-    p = np.exp(ref_logp.astype(np.float64))
+def kld_topk(ref_ids: np.ndarray, ref_logp: np.ndarray, ref_tail: np.ndarray, lq: np.ndarray) -> np.ndarray:
+    """KL(base || quant) per row over the base's top-K tokens plus one bucket for all others.
+
+    The stored log-probabilities are rounded, so the top-K probabilities are rescaled to the mass the
+    base gave them (1 - tail, exact): otherwise rounding would show up as a spurious tail.
+    """
+    lp = ref_logp.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        lp = lp + (np.log1p(-ref_tail) - np.log(np.exp(lp).sum(axis=1)))[:, None]
+    p = np.exp(lp)
     lq_k = np.take_along_axis(lq, ref_ids.astype(np.int64), 1)
-    p_tail = np.clip(1.0 - p.sum(axis=1), 1e-300, 1.0)
     q_tail = np.clip(1.0 - np.exp(lq_k).sum(axis=1), 1e-300, 1.0)
-    return (p * (ref_logp - lq_k)).sum(axis=1) + p_tail * (np.log(p_tail) - np.log(q_tail))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail_term = np.where(ref_tail > 0, ref_tail * (np.log(ref_tail) - np.log(q_tail)), 0.0)
+    return (p * (lp - lq_k)).sum(axis=1) + tail_term
 
 
 def exact_kld(lp: np.ndarray, lq: np.ndarray) -> np.ndarray:
     return (np.exp(lp) * (lp - lq)).sum(axis=1)
 
 
-def evaluate(scorer: Scorer, token_chunks: list[list[int]], k: int, reference: BaseReference | None = None):
-    """Score every chunk: a BaseReference of this model, and against `reference` KLD and top-1 agreement."""
-    nll, targets, ids_all, logp_all, kld, same = [], [], [], [], [], []
+def evaluate(scorer: Scorer, token_chunks: list[list[int]], k: int, reference: BaseReference | None = None,
+             progress=None):
+    """Score every chunk. Without `reference`: this model's BaseReference (its top-k per token). With one:
+    this model's NLL, and per token KL(reference || this) and whether both put the same token first."""
+    nll, targets, ids_all, logp_all, tails, kld, same = [], [], [], [], [], [], []
     offset = 0
     for chunk in token_chunks:
         lp = scorer.chunk_logprobs(chunk)
         tgt = np.asarray(chunk[len(chunk) // 2 + 1:], dtype=np.int64)
         nll.append(-lp[np.arange(len(tgt)), tgt])
         targets.append(tgt)
-        ids, logp = top_k(lp, k)
-        ids_all.append(ids)
-        logp_all.append(logp.astype(np.float32))
-        if reference is not None:
+        if reference is None:
+            ids, logp, tail = top_k(lp, k)
+            ids_all.append(ids)
+            logp_all.append(logp.astype(np.float32))
+            tails.append(tail)
+        else:
+            if offset + len(tgt) > len(reference.targets):
+                raise EdgelawError("the quantized model scored more tokens than its base: the tokenizers differ")
             rows = slice(offset, offset + len(tgt))
-            kld.append(kld_topk(reference.top_ids[rows], reference.top_logp[rows], lp))
-            same.append(ids[:, 0] == reference.top_ids[rows, 0])
+            kld.append(kld_topk(reference.top_ids[rows], reference.top_logp[rows], reference.tail[rows], lp))
+            same.append(lp.argmax(axis=1) == reference.top_ids[rows, 0])
         offset += len(tgt)
-    own = BaseReference(np.concatenate(targets), np.concatenate(ids_all), np.concatenate(logp_all), np.concatenate(nll))
+        if progress:
+            progress(len(nll))
     if reference is None:
+        own = BaseReference(np.concatenate(targets), np.concatenate(ids_all), np.concatenate(logp_all),
+                            np.concatenate(tails), np.concatenate(nll))
         return own, None, None
-    if not np.array_equal(own.targets, reference.targets):
+    own = BaseReference(np.concatenate(targets), np.empty((0, 0), np.int32), np.empty((0, 0)), np.empty(0),
+                        np.concatenate(nll))
+    if len(own.targets) != len(reference.targets) or not np.array_equal(own.targets, reference.targets):
         raise EdgelawError("the quantized model scored other tokens than its base: the tokenizers differ")
     return own, np.concatenate(kld), np.concatenate(same)
 

@@ -63,6 +63,49 @@ RUNS = pa.schema([
     ("error", pa.string()),
 ])
 
+QUALITY = pa.schema([
+    ("model", pa.string()),
+    ("quant", pa.string()),
+    ("bpw", pa.float64()),
+    ("n_ctx", pa.int64()),
+    ("n_chunks", pa.int64()),
+    ("n_tokens", pa.int64()),
+    ("ppl", pa.float64()),
+    ("ppl_se", pa.float64()),
+    ("base_ppl", pa.float64()),
+    ("kld_mean", pa.float64()),
+    ("kld_mean_se", pa.float64()),
+    ("kld_median", pa.float64()),
+    ("kld_p99", pa.float64()),
+    ("kld_max", pa.float64()),
+    ("top1_pct", pa.float64()),
+    ("top1_pct_se", pa.float64()),
+    ("top_k", pa.int64()),
+    ("n_prompts", pa.int64()),
+    ("sem_ref", pa.float64()),
+    ("sem_ref_untrimmed", pa.float64()),
+    ("sem_base", pa.float64()),
+    ("sem_base_untrimmed", pa.float64()),
+    ("sem_ref_of_base", pa.float64()),
+    ("trim", pa.float64()),
+    ("answer_tokens_mean", pa.float64()),
+    ("score_seconds", pa.float64()),
+    ("answer_seconds", pa.float64()),
+])
+
+ANSWERS = pa.schema([
+    ("model", pa.string()),
+    ("quant", pa.string()),
+    ("prompt_id", pa.string()),
+    ("answer", pa.string()),
+    ("n_tokens", pa.int64()),
+    ("prompt_tokens", pa.int64()),
+    ("sim_ref", pa.float64()),
+    ("sim_base", pa.float64()),
+    ("kept_ref", pa.bool_()),
+    ("kept_base", pa.bool_()),
+])
+
 METADATA_KEY = b"edgelaw"
 
 

@@ -11,14 +11,26 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from edgelaw.config import model_schemes, validate
 from edgelaw.devices import resolve
 from edgelaw.errors import EdgelawError
+from edgelaw.evalset import check_inputs
 
 try:
     CONFIG = validate(config)
     DEVICE = resolve(CONFIG["device"], workflow.basedir, force=CONFIG["force_device"])
+    # Missing, empty or malformed evaluation files stop the run here, before any job.
+    QUALITY_INPUTS = (
+        check_inputs(CONFIG["quality"])
+        if CONFIG["quality"]["enabled"]
+        else {"eval_text": [], "prompts": []}
+    )
 except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
 DEVICE_NAME = CONFIG["device"]
+QUALITY_DIR = (
+    Path("results") / DEVICE_NAME / "quality"
+    if CONFIG["quality"]["per_device"]
+    else Path("results") / "quality"
+)
 LIB = Path(workflow.basedir) / "workflow" / "edgelaw"
 # Under --sdm conda the rule's environment provides python; otherwise the one running Snakemake.
 # PYTHONPATH makes the library importable in either without installing it.
@@ -70,6 +82,41 @@ def bench_outputs(kind):
     ]
 
 
+def quality_json():
+    return json.dumps(CONFIG["quality"], sort_keys=True)
+
+
+def quality_path(relative):
+    """A path under the quality folder (results/quality, or results/{device}/quality when per device)."""
+    return str(QUALITY_DIR / relative)
+
+
+def quality_log(relative):
+    return str(Path("results") / "logs" / QUALITY_DIR.relative_to("results") / relative)
+
+
+QUALITY_CODE = lib(
+    "quality_stage",
+    "quality",
+    "evalset",
+    "answers",
+    "semantic",
+    "llama",
+    "tables",
+    "provenance",
+)
+
+
+def quality_outputs():
+    if not CONFIG["quality"]["enabled"]:
+        return []
+    return [
+        quality_path(f"{model}/{quant}.parquet")
+        for model in CONFIG["models"]
+        for quant in model_schemes(CONFIG, model)
+    ]
+
+
 def quantized_models():
     return [
         f"results/models/{model}/{quant}.gguf"
@@ -84,4 +131,5 @@ def all_targets():
         + [f"results/{DEVICE_NAME}/host.json"]
         + bench_outputs("traces")
         + bench_outputs("runs")
+        + quality_outputs()
     )
