@@ -7,7 +7,7 @@ CORES ?= 2
 # llama-cpp-python compiles llama.cpp on install; use every core for it (pip caches the wheel).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean browser
 
 setup: $(STAMP)
 
@@ -23,8 +23,15 @@ $(STAMP):
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# The report test opens the HTML page in headless Chromium (Debian's chromium and chromium-driver).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver for the report test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 lint: setup
 	$(BIN)/snakemake --lint --cores 1

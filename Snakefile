@@ -22,6 +22,9 @@ include: "workflow/rules/quantize.smk"
 include: "workflow/rules/host.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/quality.smk"
+include: "workflow/rules/laws.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/archive.smk"
 
 
 rule all:

@@ -102,7 +102,7 @@ def test_changing_the_sweep_reruns_only_the_bench(workflow):
     workflow.run()
     config["bench"]["n_gen"] = 16
     workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"bench": 2, "all": 1}
+    assert workflow.dry_run_jobs() == {"bench": 2, "laws": 1, "report": 1, "all": 1}
     config["schemes"]["Q6_K"] = {"ftype": "Q6_K"}
     workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"bench": 3, "quantize": 1, "all": 1}
+    assert workflow.dry_run_jobs() == {"bench": 3, "quantize": 1, "laws": 1, "report": 1, "all": 1}

@@ -66,3 +66,15 @@ def test_command_line_strings_take_the_schema_type():
     assert config["force_device"] is True and config["threads"] is None
     with pytest.raises(EdgelawError, match="force_device"):
         validate(tiny_config(force_device="maybe"))
+
+
+def test_default_comparisons_keep_the_pairs_this_ladder_has():
+    config = validate(tiny_config())  # F16, Q8_0, Q4_K_M: no Q2_K
+    assert config["comparisons"] == [{"baseline": "F16", "variant": "Q8_0"}, {"baseline": "F16", "variant": "Q4_K_M"}]
+
+
+def test_a_comparison_of_an_undefined_scheme_names_it_and_the_fix():
+    with pytest.raises(EdgelawError, match=r"comparisons\[0\]: 'tiny/Q2_K' is not a model/scheme of this config"):
+        validate(tiny_config(comparisons=[{"baseline": "tiny/F16", "variant": "tiny/Q2_K"}]))
+    ok = validate(tiny_config(comparisons=[{"baseline": "tiny/F16", "variant": "Q8_0"}]))
+    assert ok["comparisons"][0]["variant"] == "Q8_0"

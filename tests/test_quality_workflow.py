@@ -60,13 +60,13 @@ def test_quality_tables_follow_the_contract_are_deterministic_and_cached(workflo
 
     # Only quality reruns when its settings or its files change.
     workflow.write_config({**config, "quality": {**config["quality"], "n_ctx": 64}})
-    assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 3, "all": 1}
+    assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 3, "laws": 1, "report": 1, "all": 1}
     workflow.write_config(config)
     with open(wd / "my_prompts.jsonl", "a") as f:
         f.write('{"id": "extra", "prompt": "What is rain?", "reference": "Water falling from clouds."}\n')
-    assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 3, "all": 1}
+    assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 3, "laws": 1, "report": 1, "all": 1}
     workflow.write_config({**config, "quality": {**config["quality"], "per_device": True}})
-    assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 3, "all": 1}
+    assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 3, "laws": 1, "report": 1, "all": 1}
 
 
 @pytest.mark.parametrize(
@@ -102,4 +102,4 @@ def test_a_context_or_text_that_does_not_fit_names_the_fix_and_loses_nothing(wor
     proc = workflow.run("--keep-going", check=False)
     assert "quality.eval_text my_eval.txt: the evaluation text has" in proc.stderr
     assert "fewer than one chunk of 128; use a longer quality.eval_text or a smaller quality.n_ctx" in proc.stderr
-    assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 1, "all": 1}
+    assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 1, "laws": 1, "report": 1, "all": 1}

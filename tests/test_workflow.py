@@ -25,14 +25,14 @@ def test_adding_a_scheme_or_a_model_schedules_only_its_jobs(workflow):
     workflow.run()
     config["schemes"]["Q5_K_M"] = {"ftype": "Q5_K_M"}
     workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"quantize": 1, "bench": 1, "all": 1}
+    assert workflow.dry_run_jobs() == {"quantize": 1, "bench": 1, "laws": 1, "report": 1, "all": 1}
     config["models"]["tiny2"] = {"source": "synthetic", "synthetic": {**config["models"]["tiny"]["synthetic"], "seed": 7}}
     workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"fetch_model": 1, "quantize": 1 + 4, "bench": 1 + 4, "all": 1}
+    assert workflow.dry_run_jobs() == {"fetch_model": 1, "quantize": 1 + 4, "bench": 1 + 4, "laws": 1, "report": 1, "all": 1}
     # Narrowing one model's ladder builds nothing and loses nothing.
     config["models"]["tiny2"]["schemes"] = ["Q8_0"]
     workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"fetch_model": 1, "quantize": 2, "bench": 2, "all": 1}
+    assert workflow.dry_run_jobs() == {"fetch_model": 1, "quantize": 2, "bench": 2, "laws": 1, "report": 1, "all": 1}
 
 
 def test_changing_a_scheme_reruns_only_that_scheme(workflow):
@@ -41,7 +41,7 @@ def test_changing_a_scheme_reruns_only_that_scheme(workflow):
     workflow.run()
     config["schemes"]["Q4_K_M"]["output_tensor_type"] = "Q8_0"
     workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"quantize": 1, "bench": 1, "all": 1}
+    assert workflow.dry_run_jobs() == {"quantize": 1, "bench": 1, "laws": 1, "report": 1, "all": 1}
 
 
 def edit(path):
@@ -64,11 +64,16 @@ def test_editing_a_library_module_reruns_only_the_stages_that_use_it(tmp_path):
         wf.run()
         # Snakemake compares checksums of small inputs, so a touch is not an edit: change the text.
         edit(repo / "workflow/edgelaw/quantize.py")
-        assert wf.dry_run_jobs() == {"quantize": 3, "bench": 3, "all": 1}
+        assert wf.dry_run_jobs() == {"quantize": 3, "bench": 3, "laws": 1, "report": 1, "all": 1}
         edit(repo / "workflow/edgelaw/sources/synthetic.py")
-        assert wf.dry_run_jobs() == {"fetch_model": 1, "quantize": 3, "bench": 3, "all": 1}
+        assert wf.dry_run_jobs() == {"fetch_model": 1, "quantize": 3, "bench": 3, "laws": 1, "report": 1, "all": 1}
         edit(repo / "workflow/edgelaw/sampler.py")
-        assert wf.dry_run_jobs() == {"fetch_model": 1, "quantize": 3, "bench": 3, "host_record": 1, "all": 1}
+        assert wf.dry_run_jobs() == {"fetch_model": 1, "quantize": 3, "bench": 3, "host_record": 1, "laws": 1, "report": 1, "all": 1}
+        wf.run()
+        edit(repo / "workflow/edgelaw/figures.py")  # plotting code: the report only
+        assert wf.dry_run_jobs() == {"report": 1, "all": 1}
+        edit(repo / "workflow/edgelaw/fit.py")  # a fit: the laws and the report
+        assert wf.dry_run_jobs() == {"laws": 1, "report": 1, "all": 1}
     finally:
         conftest.ROOT = saved
 
@@ -107,4 +112,4 @@ def test_a_failing_scheme_names_itself_and_loses_nothing(workflow):
     assert built == ["F16.gguf", "Q4_K_M.gguf", "Q8_0.gguf"]
     del config["schemes"]["IQ2_XXS"]
     workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {}
+    assert workflow.dry_run_jobs() == {"laws": 1, "report": 1, "all": 1}  # they waited for the failed scheme

@@ -316,8 +316,9 @@ def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, qu
     return runs
 
 
-def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: float) -> dict:
-    """This host's fingerprint, its power source and an idle baseline, for results/{device}/host.json."""
+def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: float, threads: int) -> dict:
+    """This host's fingerprint, power source, idle baseline and memory bandwidth, for results/{device}/host.json."""
+    from .bandwidth import copy_bandwidth
     from .devices import fingerprint
     from .llama import build_info
 
@@ -333,6 +334,7 @@ def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: floa
         "power_source": source.name,
         "power_sources_tried": profile["power"]["sources"],
         "idle_baseline": idle_baseline(df, *window, source.kind == "counter"),
+        "memory_bandwidth": copy_bandwidth(threads),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -46,10 +46,11 @@ def cmd_host_record(a) -> None:
     from .atomic import write_json
     from .bench import host_record
 
-    record = host_record(a.device, a.profile, a.idle_seconds, a.sample_hz)
+    record = host_record(a.device, a.profile, a.idle_seconds, a.sample_hz, a.threads)
     write_json(a.out, record)
     idle = record["idle_baseline"]
-    say(f"device {a.device}: power source {record['power_source']}, idle {idle['cpu_sys_pct']:.1f}% CPU, {idle['power_w']:.2f} W")
+    say(f"device {a.device}: power source {record['power_source']}, idle {idle['cpu_sys_pct']:.1f}% CPU, "
+        f"{idle['power_w']:.2f} W; memory copy bandwidth {record['memory_bandwidth']['copy_gb_s']:.1f} GB/s")
 
 
 def cmd_bench(a) -> None:
@@ -136,6 +137,102 @@ def cmd_quality_summary(a) -> None:
           f"the base's own semantic similarity to the references {base.sem_ref_of_base:.3f}")
 
 
+def cmd_laws(a) -> None:
+    from . import laws, tables
+    from .devices import fingerprint
+    from .fit import LAWS
+    from .llama import build_info
+    from .provenance import record
+    from .report import load_json, read_tables
+
+    weights = {}
+    for path in a.quant_json:
+        meta = load_json(path)
+        weights[(meta["model"], meta["scheme"])] = meta["weight_bytes"]
+    fits, trade, comp, x_ref = laws.derive(read_tables(a.runs), read_tables(a.quality), read_tables(a.answers),
+                                           weights, load_json(a.host), a.settings, a.comparisons)
+    prov = record({"laws": a.settings, "comparisons": a.comparisons}, fingerprint(), build_info(),
+                  inputs=sorted(a.runs + a.quality), x_ref=x_ref)
+    tables.write(fits, LAWS, a.out_laws, prov)
+    tables.write_frame(trade, a.out_tradeoffs, prov)
+    tables.write_frame(comp, a.out_comparisons, prov)
+    failed = fits[fits["note"].str.startswith("not fitted")]
+    say(f"laws: {fits['law'].nunique()} laws, {len(fits)} parameters at {x_ref} tokens; {len(failed)} not fitted; "
+        f"{len(comp)} comparison rows")
+    for note in failed["note"].unique():
+        say(f"  {note}")
+
+
+def cmd_replay(a) -> None:
+    from pathlib import Path
+
+    from .replay import replay
+
+    replay(Path(a.archive), Path(a.out_dir))
+
+
+def cmd_report(a) -> None:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .report import build, load_json, read_tables
+
+    runs, quality = read_tables(a.runs), read_tables(a.quality)
+    build(Path(a.out_dir), runs, quality, pd.read_parquet(a.laws), pd.read_parquet(a.tradeoffs),
+          pd.read_parquet(a.comparisons), load_json(a.host))
+    say(f"report: {a.out_dir}/index.html")
+
+
+def cmd_archive(a) -> None:
+    import subprocess
+    import sys
+    import tempfile
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import yaml
+
+    from . import __version__
+    from .archive import build
+    from .provenance import git_commit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(yaml.safe_dump(a.config, sort_keys=True))
+        lock = Path(tmp) / "requirements.lock"
+        freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True,
+                                text=True, check=True)
+        lock.write_text(freeze.stdout)
+        files = {"config/config.yaml": config, "environment/requirements.lock": lock}
+        files.update({path: path for path in a.files})
+        manifest = build(a.out, files, {
+            "device": a.device, "edgelaw_version": __version__, "git_commit": git_commit(),
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
+    size = Path(a.out).stat().st_size
+    say(f"archive {a.out}: {len(manifest['files'])} files, {size / 1e6:.1f} MB; check it with "
+        f"python -m edgelaw verify {a.out}")
+
+
+def cmd_verify(a) -> None:
+    from .archive import verify
+
+    for path in a.archives:
+        manifest = verify(path)
+        print(f"{path}: OK, {len(manifest['files'])} files match the manifest (device {manifest.get('device')}, "
+              f"created {manifest.get('created')}, commit {manifest.get('git_commit')})")
+
+
+def cmd_compare(a) -> None:
+    from pathlib import Path
+
+    from .compare import compare
+
+    compare([Path(p) for p in a.archives], Path(a.out_dir))
+    say(f"cross-device report: {a.out_dir}/index.html")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgelaw", description=__doc__)
     p.add_argument("--log", help="write details (llama.cpp's log) to this file; progress and errors still print")
@@ -167,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", required=True, type=_json)
     s.add_argument("--idle-seconds", type=float, default=3.0)
     s.add_argument("--sample-hz", type=float, default=50.0)
+    s.add_argument("--threads", type=int, default=1, help="threads of the bandwidth copy (the inference threads)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_host_record)
 
@@ -205,6 +303,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-table", required=True)
     s.add_argument("--out-answers", required=True)
     s.set_defaults(func=cmd_quality)
+
+    s = sub.add_parser("laws", help="fit the laws, trade-offs and comparisons of one device")
+    s.add_argument("--runs", nargs="*", default=[])
+    s.add_argument("--quality", nargs="*", default=[])
+    s.add_argument("--answers", nargs="*", default=[])
+    s.add_argument("--quant-json", nargs="*", default=[])
+    s.add_argument("--host", required=True)
+    s.add_argument("--settings", required=True, type=_json, help="the config's laws section as JSON")
+    s.add_argument("--comparisons", required=True, type=_json, help="the config's comparisons as JSON")
+    s.add_argument("--out-laws", required=True)
+    s.add_argument("--out-tradeoffs", required=True)
+    s.add_argument("--out-comparisons", required=True)
+    s.set_defaults(func=cmd_laws)
+
+    s = sub.add_parser("report", help="figures, summary.md and index.html of one device")
+    s.add_argument("--runs", nargs="*", default=[])
+    s.add_argument("--quality", nargs="*", default=[])
+    s.add_argument("--laws", required=True)
+    s.add_argument("--tradeoffs", required=True)
+    s.add_argument("--comparisons", required=True)
+    s.add_argument("--host", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("archive", help="pack one device's results into a verifiable .tar.gz")
+    s.add_argument("--device", required=True)
+    s.add_argument("--config", required=True, type=_json, help="the validated config as JSON")
+    s.add_argument("--files", nargs="+", required=True, help="result files, relative to the working directory")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_archive)
+
+    s = sub.add_parser("verify", help="check archives against their manifests")
+    s.add_argument("archives", nargs="+")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("replay", help="verify and unpack an archive, refit its laws and check they match")
+    s.add_argument("archive")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("compare", help="merge archives of several devices into one report")
+    s.add_argument("archives", nargs="+")
+    s.add_argument("--out-dir", default="results/compare")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("quality-summary", help="print a folder's quality tables as one markdown table")
     s.add_argument("folder", help="e.g. results/quality/smollm2-135m")

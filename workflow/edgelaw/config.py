@@ -64,6 +64,7 @@ def _coerce_command_line(config: dict, schema: dict) -> None:
 def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
     """Return a validated copy of `config` with defaults; raise EdgelawError listing every problem."""
     config = copy.deepcopy(dict(config))
+    comparisons_given = "comparisons" in config
     schema = load_schema(schema_path)
     _coerce_command_line(config, schema)
     validator = _validator_with_defaults(schema)
@@ -77,9 +78,32 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
                         f"models.{name}.schemes: {scheme!r} is not a defined scheme; define it under schemes: "
                         f"(defined: {', '.join(config['schemes'])})"
                     )
+    if not problems:
+        problems += _check_comparisons(config, comparisons_given)
     if problems:
         raise EdgelawError("invalid config:\n  " + "\n  ".join(problems))
     return config
+
+
+def _arm_exists(config: dict, arm: str) -> bool:
+    if "/" in arm:
+        model, scheme = arm.split("/", 1)
+        return model in config["models"] and scheme in model_schemes(config, model)
+    return any(arm in model_schemes(config, m) for m in config["models"])
+
+
+def _check_comparisons(config: dict, given: bool) -> list[str]:
+    """The default pairs keep only those this ladder has; a pair the user wrote must exist."""
+    if not given:
+        config["comparisons"] = [p for p in config["comparisons"]
+                                 if _arm_exists(config, p["baseline"]) and _arm_exists(config, p["variant"])]
+        return []
+    return [
+        f"comparisons[{i}]: {arm!r} is not a model/scheme of this config; write 'scheme' or 'model/scheme' "
+        "naming a defined model and one of its schemes"
+        for i, pair in enumerate(config["comparisons"]) for arm in (pair["baseline"], pair["variant"])
+        if not _arm_exists(config, arm)
+    ]
 
 
 def model_schemes(config: dict, model: str) -> list[str]:

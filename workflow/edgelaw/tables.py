@@ -122,6 +122,15 @@ def write(df: pd.DataFrame, schema: pa.Schema, path: str | os.PathLike, provenan
         pq.write_table(table, tmp)
 
 
+def write_frame(df: pd.DataFrame, path: str | os.PathLike, provenance: dict) -> None:
+    """A derived table whose columns follow from its DataFrame (trade-offs, comparisons), same metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
+
+
 def provenance(path: str | os.PathLike) -> dict:
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta.get(METADATA_KEY, b"{}"))

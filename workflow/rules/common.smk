@@ -2,6 +2,7 @@
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -73,9 +74,9 @@ def bench_threads():
     return CONFIG["threads"] or DEVICE["threads"]
 
 
-def bench_outputs(kind):
+def bench_outputs(kind, device=DEVICE_NAME):
     return [
-        f"results/{DEVICE_NAME}/{kind}/{model}/{quant}/{workload}.parquet"
+        f"results/{device}/{kind}/{model}/{quant}/{workload}.parquet"
         for model in CONFIG["models"]
         for quant in model_schemes(CONFIG, model)
         for workload in CONFIG["bench"]["workloads"]
@@ -107,14 +108,75 @@ QUALITY_CODE = lib(
 )
 
 
-def quality_outputs():
+def quality_outputs(kind="table"):
     if not CONFIG["quality"]["enabled"]:
         return []
+    relative = (
+        "{model}/{quant}.parquet"
+        if kind == "table"
+        else "{model}/answers/{quant}.parquet"
+    )
     return [
-        quality_path(f"{model}/{quant}.parquet")
+        quality_path(relative.format(model=model, quant=quant))
         for model in CONFIG["models"]
         for quant in model_schemes(CONFIG, model)
     ]
+
+
+def quant_jsons():
+    return [path.replace(".gguf", ".json") for path in quantized_models()]
+
+
+def laws_json():
+    return json.dumps(CONFIG["laws"], sort_keys=True)
+
+
+def comparisons_json():
+    return json.dumps(CONFIG["comparisons"], sort_keys=True)
+
+
+ARCHIVE = "results/archive/{device}-{stamp}.tar.gz".format(
+    device=DEVICE_NAME,
+    stamp=CONFIG["archive"]["stamp"] or time.strftime("%Y%m%d", time.gmtime()),
+)
+
+
+def archived_files():
+    """What an archive holds besides the config and the lock: every table, record and report file."""
+    device = f"results/{DEVICE_NAME}"
+    models = [f"resources/models/{model}/base.json" for model in CONFIG["models"]]
+    reference = [
+        quality_path(f"{model}/reference/answers.parquet")
+        for model in CONFIG["models"]
+        if CONFIG["quality"]["enabled"]
+    ]
+    report_files = [
+        f"{device}/report/{name}.{ext}" for name in FIGURES for ext in ("png", "svg")
+    ]
+    return (
+        models
+        + quant_jsons()
+        + [f"{device}/host.json"]
+        + bench_outputs("traces")
+        + bench_outputs("runs")
+        + quality_outputs()
+        + quality_outputs("answers")
+        + reference
+        + [f"{device}/{name}.parquet" for name in ("laws", "tradeoffs", "comparisons")]
+        + report_files
+        + [f"{device}/report/summary.md", f"{device}/report/index.html"]
+    )
+
+
+FIGURES = [
+    "cost_vs_tokens",
+    "cost_vs_bpw",
+    "quality_vs_bpw",
+    "pareto",
+    "roofline",
+    "comparisons",
+    "knee",
+]
 
 
 def quantized_models():
@@ -132,4 +194,5 @@ def all_targets():
         + bench_outputs("traces")
         + bench_outputs("runs")
         + quality_outputs()
+        + [f"results/{DEVICE_NAME}/report/index.html"]
     )

@@ -1,6 +1,6 @@
 rule host_record:
     input:
-        code=lib("bench", "sampler", "power", "devices"),
+        code=lib("bench", "sampler", "power", "devices", "bandwidth"),
     output:
         host="results/{device}/host.json",
     log:
@@ -12,8 +12,10 @@ rule host_record:
         profile=profile_json(),
         idle=CONFIG["bench"]["idle_seconds"],
         hz=CONFIG["bench"]["sample_hz"],
+        n_threads=bench_threads(),
         edgelaw=EDGELAW,
     shell:
         "{params.edgelaw} --log {log} host-record --device {wildcards.device}"
         " --profile {params.profile:q} --idle-seconds {params.idle} --sample-hz {params.hz}"
+        " --threads {params.n_threads}"
         " --out {output.host}"

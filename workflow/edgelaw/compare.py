@@ -1,0 +1,86 @@
+"""Several devices' archives merged into one cross-device report.
+
+Each archive is verified and unpacked into a temporary folder (never trusted blindly), its
+trade-off and law tables are tagged with the device they came from, and the merged tables, a figure
+and a page are written to the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .archive import extract  # noqa: E402
+from .errors import EdgelawError  # noqa: E402
+from .figures import save  # noqa: E402
+from .report import _markdown_table, write_html, write_summary  # noqa: E402
+
+FIGURE = "devices"
+
+
+def _load(archive: Path, tmp: Path) -> tuple[str, pd.DataFrame, pd.DataFrame, dict]:
+    dest = tmp / archive.name
+    manifest = extract(archive, dest)
+    device = manifest.get("device")
+    found = {name for name in manifest["files"] if name.endswith(("tradeoffs.parquet", "laws.parquet", "host.json"))}
+    need = {f"results/{device}/tradeoffs.parquet", f"results/{device}/laws.parquet", f"results/{device}/host.json"}
+    if missing := sorted(need - found):
+        raise EdgelawError(f"{archive}: lacks {missing}; archive a run that finished its laws job")
+    host = json.loads((dest / f"results/{device}/host.json").read_text())
+    trade = pd.read_parquet(dest / f"results/{device}/tradeoffs.parquet").assign(device=device)
+    laws = pd.read_parquet(dest / f"results/{device}/laws.parquet").assign(device=device)
+    return device, trade, laws, host
+
+
+def figure(trade: pd.DataFrame):
+    metrics = [("cpu_core_s", "CPU core-seconds per run"), ("energy_j", "energy per run (J)"),
+               ("decode_tps", "decode tokens/s"), ("peak_rss_bytes", "peak RSS (bytes)")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(18, 4.2))
+    for (device, model), g in trade.groupby(["device", "model"]):
+        g = g.sort_values("bpw")
+        for ax, (m, label) in zip(axes, metrics):
+            ax.plot(g["bpw"], g[m], "o-", ms=4, label=f"{device}: {model}")
+            ax.set_xlabel("bits per weight")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Across devices: cost against bits per weight at each device's reference prompt length")
+    return fig
+
+
+def compare(archives: list[Path], out_dir: Path) -> None:
+    if len(archives) < 1:
+        raise EdgelawError("compare: give at least one archive")
+    loaded = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for archive in archives:
+            loaded.append(_load(archive, Path(tmp)))
+    devices = [d for d, *_ in loaded]
+    if len(set(devices)) != len(devices):
+        raise EdgelawError(f"compare: two archives of the same device ({devices}); keep one per device")
+    trade = pd.concat([t for _, t, _, _ in loaded], ignore_index=True)
+    laws = pd.concat([law for _, _, law, _ in loaded], ignore_index=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trade.to_parquet(out_dir / "tradeoffs.parquet", index=False)
+    laws.to_parquet(out_dir / "laws.parquet", index=False)
+    save(figure(trade), str(out_dir / FIGURE))
+    lines = ["# edgelaw: cross-device comparison", "", "Devices: " + ", ".join(
+        f"{d} ({h['host'].get('cpu', '?')}, {h.get('power_source', '?')} power)" for d, _, _, h in loaded), ""]
+    slopes = laws[(laws["law"] == "cost_vs_tokens") & (laws["param"] == "slope") & (laws["y"] == "cpu_core_s")]
+    if len(slopes):
+        lines += ["## CPU core-seconds per prompt token", "",
+                  _markdown_table(slopes.pivot_table(index=["model", "quant"], columns="device", values="value")
+                                  .reset_index()), ""]
+    cols = [c for c in ["device", "model", "quant", "bpw", "cpu_core_s", "energy_j", "decode_tps", "roofline_fraction",
+                        "ppl"] if c in trade]
+    lines += ["## Trade-offs", "", _markdown_table(trade[cols]), ""]
+    write_summary(out_dir / "summary.md", lines)
+    write_html(out_dir / "index.html", lines, out_dir, "edgelaw: cross-device comparison", figures=[FIGURE])

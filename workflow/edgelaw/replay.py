@@ -1,0 +1,54 @@
+"""Replay an archive: unpack it (verified), refit the laws from its tables with its own config, and
+check that the fits, trade-offs and comparisons come out as archived.
+
+A match shows that the archived findings follow from the archived measurements by this code; a
+mismatch names the table and the first differing rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from . import laws
+from .archive import extract
+from .errors import EdgelawError
+from .report_log import say
+
+
+def _tables(root: Path, names: list[str], pattern: str) -> pd.DataFrame:
+    frames = [pd.read_parquet(root / n) for n in sorted(names) if Path(n).match(pattern)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def replay(archive: Path, out_dir: Path) -> dict:
+    manifest = extract(archive, out_dir)
+    names = list(manifest["files"])
+    device = manifest["device"]
+    config = yaml.safe_load((out_dir / "config/config.yaml").read_text())
+    runs = _tables(out_dir, [n for n in names if n.startswith(f"results/{device}/runs/")], "*.parquet")
+    in_quality = [n for n in names if "/quality/" in n and "/answers/" not in n and "/reference/" not in n]
+    quality = _tables(out_dir, in_quality, "*.parquet")
+    answers = _tables(out_dir, [n for n in names if "/answers/" in n], "*.parquet")
+    weights = {}
+    for n in names:
+        if n.startswith("results/models/") and n.endswith(".json"):
+            meta = json.loads((out_dir / n).read_text())
+            weights[(meta["model"], meta["scheme"])] = meta["weight_bytes"]
+    host = json.loads((out_dir / f"results/{device}/host.json").read_text())
+    fits, trade, comp, _ = laws.derive(runs, quality, answers, weights, host, config["laws"], config["comparisons"])
+    checks = {"laws": fits, "tradeoffs": trade, "comparisons": comp}
+    for name, fresh in checks.items():
+        archived = pd.read_parquet(out_dir / f"results/{device}/{name}.parquet")
+        try:
+            pd.testing.assert_frame_equal(fresh.reset_index(drop=True), archived.reset_index(drop=True),
+                                          check_dtype=False, rtol=1e-9)
+        except AssertionError as exc:
+            raise EdgelawError(f"replay of {archive}: {name} differs from the archived one ({str(exc)[:300]}); "
+                               "the archive was made by other code or other data") from None
+    say(f"replayed {archive}: {len(names)} files verified; laws ({len(fits)} parameters), trade-offs and "
+        "comparisons refitted from the archived tables match the archived ones")
+    return manifest
