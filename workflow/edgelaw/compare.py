@@ -22,6 +22,7 @@ from .archive import extract  # noqa: E402
 from .errors import EdgelawError  # noqa: E402
 from .figures import save  # noqa: E402
 from .report import _markdown_table, write_html, write_summary  # noqa: E402
+from .tables import write_frame  # noqa: E402
 
 FIGURE = "devices"
 
@@ -69,8 +70,9 @@ def compare(archives: list[Path], out_dir: Path) -> None:
     trade = pd.concat([t for _, t, _, _ in loaded], ignore_index=True)
     laws = pd.concat([law for _, _, law, _ in loaded], ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    trade.to_parquet(out_dir / "tradeoffs.parquet", index=False)
-    laws.to_parquet(out_dir / "laws.parquet", index=False)
+    prov = {"archives": [str(a) for a in archives], "devices": devices}
+    write_frame(trade, out_dir / "tradeoffs.parquet", prov)
+    write_frame(laws, out_dir / "laws.parquet", prov)
     save(figure(trade), str(out_dir / FIGURE))
     lines = ["# edgelaw: cross-device comparison", "", "Devices: " + ", ".join(
         f"{d} ({h['host'].get('cpu', '?')}, {h.get('power_source', '?')} power)" for d, _, _, h in loaded), ""]

@@ -271,8 +271,8 @@ def fit_hinge(df: pd.DataFrame, x: str, y: str, group: str = "rep", id_col: str 
         low, high = fit.ci_low["knee"], fit.ci_high["knee"]
         if not (np.isfinite(low) and np.isfinite(high)) or _at_edge(data.x, low) or _at_edge(data.x, high):
             notes.append("the knee's CI reaches the edge of the data: the threshold may lie outside the measured range")
-        if not fit.ci_low["slope"] > 0:
-            notes.append("the slope's CI reaches 0: y does not clearly fall below the knee")
+        if fit.ci_low["slope"] <= 0 <= fit.ci_high["slope"]:
+            notes.append("the slope's CI contains 0: y does not clearly change below the knee")
         fit.note = _join(fit.note, *notes)
     return fit
 

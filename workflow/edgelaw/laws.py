@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import fit
 from .errors import EdgelawError
+from .report_log import say
 
 TOKEN_COSTS = ["cpu_core_s", "cpu_core_s_prefill", "cpu_core_s_decode", "mem_gb_s", "energy_j",
                "energy_prefill_j", "energy_decode_j"]
@@ -67,7 +68,7 @@ def fit_all(runs: pd.DataFrame, quality: pd.DataFrame, x_ref: int, n_boot: int, 
         for y in BPW_COSTS:
             rows += _fit("linear", g, "bpw", y, f"cost_vs_bpw_at_{x_ref}_tokens", model, **kw)
     for model, g in (quality.groupby("model", sort=True) if len(quality) else []):
-        for y in QUALITY_MEASURES:
+        for y in [m for m in QUALITY_MEASURES if g[m].notna().any()]:
             rows += _fit("hinge", g, "bpw", y, "quality_vs_bpw", model, id_col="quant", **kw)
     images = ok_runs(runs, "resolution") if "effective_pixels" in runs else runs.iloc[0:0]
     for (model, quant), g in images.groupby(["model", "quant"], sort=True):
@@ -99,12 +100,15 @@ def tradeoffs(runs: pd.DataFrame, quality: pd.DataFrame, weights: dict[tuple[str
     return table.sort_values(["model", "bpw"], ascending=[True, False]).reset_index(drop=True)
 
 
-def parse_arm(arm: str, models: list[str]) -> list[tuple[str, str]]:
-    """'model/quant', or 'quant' for every model."""
-    if "/" in arm:
-        model, quant = arm.split("/", 1)
-        return [(model, quant)]
-    return [(m, arm) for m in models]
+def arm_pairs(pair: dict, models: list[str]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """The (baseline, variant) arms of a config pair: 'model/quant' names one, a bare 'quant' every model."""
+    def arms(arm: str) -> list[tuple[str, str]]:
+        return [tuple(arm.split("/", 1))] if "/" in arm else [(m, arm) for m in models]
+
+    base, variant = arms(pair["baseline"]), arms(pair["variant"])
+    if len(base) == 1 or len(variant) == 1:
+        return [(b, v) for b in base for v in variant]
+    return [(b, v) for b, v in zip(base, variant) if b[0] == v[0]]
 
 
 def comparisons(runs: pd.DataFrame, quality: pd.DataFrame, answers: pd.DataFrame, pairs: list[dict], x_ref: int,
@@ -115,16 +119,18 @@ def comparisons(runs: pd.DataFrame, quality: pd.DataFrame, answers: pd.DataFrame
     models = sorted(tokens["model"].unique())
     rows = []
     for pair in pairs:
-        base_arms, var_arms = parse_arm(pair["baseline"], models), parse_arm(pair["variant"], models)
-        for (bm, bq), (vm, vq) in zip(base_arms, var_arms):
+        for (bm, bq), (vm, vq) in arm_pairs(pair, models):
             b = tokens[(tokens["model"] == bm) & (tokens["quant"] == bq)]
             v = tokens[(tokens["model"] == vm) & (tokens["quant"] == vq)]
             label = {"baseline": f"{bm}/{bq}", "variant": f"{vm}/{vq}"}
             if b.empty or v.empty:
-                missing = label["baseline"] if b.empty else label["variant"]
-                raise EdgelawError(f"comparisons: {missing} has no successful runs at {x_ref} tokens; "
-                                   "add it to models/schemes or fix the pair")
+                # A scheme that a model lacks, or whose runs all failed: nothing to compare, the rest goes on.
+                say(f"comparisons: skipped {label['variant']} vs {label['baseline']}: no successful runs at "
+                    f"{x_ref} tokens for {label['baseline'] if b.empty else label['variant']}")
+                continue
             for metric in COMPARED_COSTS:
+                if b[metric].isna().all() or v[metric].isna().all():
+                    continue
                 c = fit.compare(b[metric], v[metric], n_boot=n_boot, seed=seed)
                 rows.append({**label, "metric": metric, "baseline_value": float(b[metric].mean()),
                              "variant_value": float(v[metric].mean()), "change_pct": c["value"], "ci_low": c["ci_low"],
@@ -173,6 +179,11 @@ def _quality_changes(quality, answers, base, variant, label, n_boot, seed) -> li
 def derive(runs: pd.DataFrame, quality: pd.DataFrame, answers: pd.DataFrame, weights: dict, host: dict,
            settings: dict, pairs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
     """Everything the laws job writes, from its input tables: fits, trade-offs, comparisons (and x_ref)."""
+    # A canonical row order: the fits (their row lists, their row bootstraps) must not depend on the order
+    # in which the tables were read, so that a replay reproduces them exactly.
+    runs = runs.sort_values(["model", "quant", "workload", "run_id"], ignore_index=True) if len(runs) else runs
+    quality = quality.sort_values(["model", "quant"], ignore_index=True) if len(quality) else quality
+    answers = answers.sort_values(["model", "quant", "prompt_id"], ignore_index=True) if len(answers) else answers
     x_ref = at_tokens(runs, settings.get("at_tokens"))
     n_boot, seed = settings["n_boot"], settings["seed"]
     fits = fit_all(runs, quality, x_ref, n_boot, seed)

@@ -13,8 +13,9 @@ exact KL, and it converges to it as K grows; `exact_kld` computes the exact valu
 On SmolLM2-135M (512-token chunks of the shipped eval text) the mean KLD falls short of the exact one by
 15% at K=64, 7% at K=256, 2% at K=1024 and under 0.5% at K=4096, hence DEFAULT_TOP_K.
 
-The reference is stored compactly (quality_stage.reference): 16-bit token ids where the vocabulary
-fits, float16 log-probabilities. The stage around this module is quality_stage.py.
+The reference is stored compactly (BaseReference.save): 16-bit token ids where the vocabulary fits,
+log-probabilities as 16-bit codes on a per-row linear scale, and the exact mass outside the top K.
+The stage around this module is quality_stage.py.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Scorer:
         cparams.n_threads = cparams.n_threads_batch = threads
         cparams.no_perf = True
         self.ctx = ll.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            raise EdgelawError(f"{what}: llama.cpp could not create a context of {n_ctx} tokens (out of memory?); "
+                               "lower quality.n_ctx")
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
         self.n_ctx = n_ctx
@@ -61,6 +65,15 @@ class Scorer:
 
     def tokenize(self, text: str) -> list[int]:
         return tokenize(self.vocab, text, add_special=False)
+
+    def close(self) -> None:
+        """Free the context and the model now (the answers load the model again; two copies would not fit
+        on a small device)."""
+        ll = self.ll
+        ll.llama_batch_free(self.batch)
+        ll.llama_free(self.ctx)
+        ll.llama_model_free(self.model)
+        self.ctx = self.model = None
 
     def chunk_logprobs(self, chunk: list[int]) -> np.ndarray:
         """log-softmax rows for positions n_ctx/2 .. n_ctx-2 (each predicts the next token)."""

@@ -55,7 +55,10 @@ def _score(gguf: str, s: QualitySettings, threads: int, what: str, reference: Ba
     token_chunks = _token_chunks(scorer, s, what)
     k = min(s.top_k, scorer.n_vocab)
     t0 = time.monotonic()
-    result = evaluate(scorer, token_chunks, k, reference, progress=_progress(what, len(token_chunks)))
+    try:
+        result = evaluate(scorer, token_chunks, k, reference, progress=_progress(what, len(token_chunks)))
+    finally:
+        scorer.close()
     return result, len(token_chunks), k, time.monotonic() - t0
 
 

@@ -59,7 +59,8 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
             c for c in ["model", "quant", "bpw", "cpu_core_s", "mem_gb_s", "energy_j", "peak_rss_bytes", "decode_tps",
                         "roofline_fraction", "ppl", "top1_pct", "sem_base", "pareto_cpu"] if c in trade]])]
         front = trade[trade["pareto_cpu"]]
-        lines += ["", f"Pareto front (CPU vs perplexity): {', '.join(front['model'] + '/' + front['quant'])}."]
+        if len(front):
+            lines += ["", f"Pareto front (CPU vs perplexity): {', '.join(front['model'] + '/' + front['quant'])}."]
         rf = trade["roofline_fraction"].dropna()
         if len(rf):
             lines += [f"Decode reaches {100 * rf.min():.0f}% to {100 * rf.max():.0f}% of the memory-bandwidth bound."]
@@ -104,7 +105,7 @@ def write_html(path: Path, lines: list[str], figure_dir: Path, title: str, figur
             body.append("<table>" + "".join(cells) + "</table>")
             table.clear()
 
-    for line in lines:
+    for line in (part for entry in lines for part in entry.split("\n")):
         if line.startswith("|"):
             table.append(line)
             continue

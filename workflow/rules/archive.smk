@@ -2,7 +2,7 @@
 rule archive:
     input:
         files=archived_files(),
-        code=lib("archive"),
+        code=lib("archive", "cli"),
     output:
         ARCHIVE,
     log:
@@ -21,11 +21,13 @@ rule archive:
 rule compare:
     input:
         archives=CONFIG["compare"]["archives"],
-        code=lib("compare", "archive", "report"),
+        code=lib("compare", "archive", "report", "figures", "tables", "cli"),
     output:
         html="results/compare/index.html",
         summary="results/compare/summary.md",
         tradeoffs="results/compare/tradeoffs.parquet",
+        laws="results/compare/laws.parquet",
+        figure=multiext("results/compare/devices", ".png", ".svg"),
     log:
         "results/logs/compare.log",
     conda:

@@ -97,6 +97,7 @@ def quality_log(relative):
 
 
 QUALITY_CODE = lib(
+    "cli",
     "quality_stage",
     "quality",
     "evalset",
