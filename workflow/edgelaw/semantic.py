@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +50,13 @@ def describe(name: str) -> dict:
 
 class Embedder:
     def __init__(self, name: str, threads: int):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a packaged model must never reach for the hub
         import torch
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(threads)
-        self.model = SentenceTransformer(str(embedder_path(name)), device="cpu")
+        # local_files_only: a packaged model must never reach for the hub (without touching the process's
+        # environment, which a Hugging Face source in the same process may need).
+        self.model = SentenceTransformer(str(embedder_path(name)), device="cpu", local_files_only=True)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text."""
