@@ -11,7 +11,7 @@ import ctypes
 from dataclasses import dataclass
 
 from .errors import EdgelawError
-from .llama import lib, load_model, tokenize
+from .llama import greedy_sampler, lib, load_model, new_context, tokenize
 
 PLAIN_FRAME = "Question: {prompt}\nAnswer:"
 
@@ -33,18 +33,11 @@ class Answerer:
             raise EdgelawError(
                 f"{what}: quality.max_answer_tokens {max_tokens} does not fit the model's context of {self.n_ctx}; lower it"
             )
-        cparams = ll.llama_context_default_params()
-        cparams.n_ctx = cparams.n_batch = self.n_ctx
-        cparams.n_threads = cparams.n_threads_batch = threads
-        cparams.no_perf = True
-        self.ctx = ll.llama_init_from_model(self.model, cparams)
-        if not self.ctx:
-            raise EdgelawError(f"{what}: llama.cpp could not create a context of {self.n_ctx} tokens (out of memory?)")
+        self.ctx = new_context(self.model, what, self.n_ctx, threads)
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.max_tokens = max_tokens
         self.template = ll.llama_model_chat_template(self.model, None)
-        self.sampler = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        ll.llama_sampler_chain_add(self.sampler, ll.llama_sampler_init_greedy())
+        self.sampler = greedy_sampler()
 
     @property
     def prompt_format(self) -> str:
@@ -68,9 +61,7 @@ class Answerer:
         return None
 
     def frame(self, prompt: str) -> str:
-        if self.prompt_format == "chat_template":
-            return self._chat(prompt)
-        return PLAIN_FRAME.format(prompt=prompt)
+        return self._chat(prompt) or PLAIN_FRAME.format(prompt=prompt)
 
     def answer(self, prompt: str) -> Answer:
         ll = self.ll

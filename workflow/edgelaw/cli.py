@@ -143,14 +143,11 @@ def cmd_laws(a) -> None:
     from .fit import LAWS
     from .llama import build_info
     from .provenance import record
-    from .report import load_json, read_tables
 
-    weights = {}
-    for path in a.quant_json:
-        meta = load_json(path)
-        weights[(meta["model"], meta["scheme"])] = meta["weight_bytes"]
-    fits, trade, comp, x_ref = laws.derive(read_tables(a.runs), read_tables(a.quality), read_tables(a.answers),
-                                           weights, load_json(a.host), a.settings, a.comparisons)
+    fits, trade, comp, x_ref = laws.derive(
+        tables.read_many(a.runs), tables.read_many(a.quality), tables.read_many(a.answers),
+        laws.weight_bytes(a.quant_json), json.loads(open(a.host).read()), a.settings, a.comparisons,
+    )
     prov = record({"laws": a.settings, "comparisons": a.comparisons}, fingerprint(), build_info(),
                   inputs=sorted(a.runs + a.quality), x_ref=x_ref)
     tables.write(fits, LAWS, a.out_laws, prov)
@@ -176,11 +173,11 @@ def cmd_report(a) -> None:
 
     import pandas as pd
 
-    from .report import build, load_json, read_tables
+    from .report import build
+    from .tables import read_many
 
-    runs, quality = read_tables(a.runs), read_tables(a.quality)
-    build(Path(a.out_dir), runs, quality, pd.read_parquet(a.laws), pd.read_parquet(a.tradeoffs),
-          pd.read_parquet(a.comparisons), load_json(a.host))
+    build(Path(a.out_dir), read_many(a.runs), read_many(a.quality), pd.read_parquet(a.laws),
+          pd.read_parquet(a.tradeoffs), pd.read_parquet(a.comparisons), json.loads(open(a.host).read()))
     say(f"report: {a.out_dir}/index.html")
 
 

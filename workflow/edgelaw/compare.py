@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from .archive import extract  # noqa: E402
 from .errors import EdgelawError  # noqa: E402
 from .figures import save  # noqa: E402
-from .report import _markdown_table, write_html, write_summary  # noqa: E402
+from .report import markdown_table, write_html, write_summary  # noqa: E402
 from .tables import write_frame  # noqa: E402
 
 FIGURE = "devices"
@@ -79,10 +79,10 @@ def compare(archives: list[Path], out_dir: Path) -> None:
     slopes = laws[(laws["law"] == "cost_vs_tokens") & (laws["param"] == "slope") & (laws["y"] == "cpu_core_s")]
     if len(slopes):
         lines += ["## CPU core-seconds per prompt token", "",
-                  _markdown_table(slopes.pivot_table(index=["model", "quant"], columns="device", values="value")
+                  markdown_table(slopes.pivot_table(index=["model", "quant"], columns="device", values="value")
                                   .reset_index()), ""]
     cols = [c for c in ["device", "model", "quant", "bpw", "cpu_core_s", "energy_j", "decode_tps", "roofline_fraction",
                         "ppl"] if c in trade]
-    lines += ["## Trade-offs", "", _markdown_table(trade[cols]), ""]
+    lines += ["## Trade-offs", "", markdown_table(trade[cols]), ""]
     write_summary(out_dir / "summary.md", lines)
     write_html(out_dir / "index.html", lines, out_dir, "edgelaw: cross-device comparison", figures=[FIGURE])

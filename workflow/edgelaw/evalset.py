@@ -91,13 +91,16 @@ def checksums(eval_text: Path, prompts: Path | None) -> dict:
     return out
 
 
+def input_paths(eval_text: str | None, prompts: str | None, semantic: bool) -> tuple[Path, Path | None]:
+    """The evaluation text and, when answers are scored, the prompt set (shipped ones unless configured)."""
+    return eval_text_path(eval_text), (prompts_path(prompts) if semantic else None)
+
+
 def check_inputs(section: dict) -> dict[str, list[str]]:
     """Read the config's quality files once up front (errors name the file) and return them as rule
     inputs, so that editing either file reruns the quality jobs."""
-    eval_text = eval_text_path(section.get("eval_text"))
+    eval_text, prompts = input_paths(section.get("eval_text"), section.get("prompts"), section.get("semantic", True))
     read_eval_text(eval_text)
-    if not section.get("semantic", True):
-        return {"eval_text": [str(eval_text)], "prompts": []}
-    prompts = prompts_path(section.get("prompts"))
-    read_prompts(prompts)
-    return {"eval_text": [str(eval_text)], "prompts": [str(prompts)]}
+    if prompts is not None:
+        read_prompts(prompts)
+    return {"eval_text": [str(eval_text)], "prompts": [str(prompts)] if prompts else []}

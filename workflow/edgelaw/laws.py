@@ -13,6 +13,9 @@ decode roofline and the Pareto front) and the comparisons the config names. Fit 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -174,6 +177,12 @@ def _quality_changes(quality, answers, base, variant, label, n_boot, seed) -> li
                         "ci_high": c["ci_high"], "n_base": c["n_base"], "n_variant": c["n_variant"],
                         "method": "bootstrap over prompts (untrimmed means)"})
     return out
+
+
+def weight_bytes(quant_jsons) -> dict[tuple[str, str], int]:
+    """(model, scheme) -> bytes of weights, from the schemes' .json records (the roofline's bytes per token)."""
+    metas = [json.loads(Path(p).read_text()) for p in quant_jsons]
+    return {(m["model"], m["scheme"]): m["weight_bytes"] for m in metas}
 
 
 def derive(runs: pd.DataFrame, quality: pd.DataFrame, answers: pd.DataFrame, weights: dict, host: dict,

@@ -40,6 +40,32 @@ def load_model(path: str, what: str, repack: bool = True):
     return model
 
 
+def new_context(model, what: str, n_ctx: int, threads: int, n_batch: int | None = None,
+                n_ubatch: int | None = None, fix: str = ""):
+    """A CPU-only context (no KV or op offload) of n_ctx tokens; raise naming `what` if llama.cpp cannot."""
+    ll = lib()
+    cparams = ll.llama_context_default_params()
+    cparams.n_ctx = n_ctx
+    cparams.n_batch = n_batch or n_ctx
+    if n_ubatch:
+        cparams.n_ubatch = n_ubatch
+    cparams.n_threads = cparams.n_threads_batch = threads
+    cparams.offload_kqv = False
+    cparams.op_offload = False
+    cparams.no_perf = True
+    ctx = ll.llama_init_from_model(model, cparams)
+    if not ctx:
+        raise EdgelawError(f"{what}: llama.cpp could not create a context of {n_ctx} tokens (out of memory?){fix}")
+    return ctx
+
+
+def greedy_sampler():
+    ll = lib()
+    sampler = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+    ll.llama_sampler_chain_add(sampler, ll.llama_sampler_init_greedy())
+    return sampler
+
+
 def tokenize(vocab, text: str, add_special: bool, parse_special: bool = False) -> list[int]:
     ll = lib()
     data = text.encode()

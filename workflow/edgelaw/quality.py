@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import EdgelawError
-from .llama import lib, load_model, tokenize
+from .llama import lib, load_model, new_context, tokenize
 
 DEFAULT_TOP_K = 4096
 
@@ -47,15 +47,7 @@ class Scorer:
         n_train = ll.llama_model_n_ctx_train(self.model)
         if n_ctx > n_train:
             raise EdgelawError(f"{what}: quality.n_ctx {n_ctx} is longer than the model's context {n_train}; lower quality.n_ctx")
-        cparams = ll.llama_context_default_params()
-        cparams.n_ctx = cparams.n_batch = n_ctx
-        cparams.n_ubatch = min(512, n_ctx)
-        cparams.n_threads = cparams.n_threads_batch = threads
-        cparams.no_perf = True
-        self.ctx = ll.llama_init_from_model(self.model, cparams)
-        if not self.ctx:
-            raise EdgelawError(f"{what}: llama.cpp could not create a context of {n_ctx} tokens (out of memory?); "
-                               "lower quality.n_ctx")
+        self.ctx = new_context(self.model, what, n_ctx, threads, n_ubatch=min(512, n_ctx), fix="; lower quality.n_ctx")
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
         self.n_ctx = n_ctx

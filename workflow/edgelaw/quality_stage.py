@@ -7,9 +7,8 @@ writes one row of the quality table plus its answers. Outputs are written atomic
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pandas as pd
 from . import tables
 from .atomic import atomic_path
 from .errors import EdgelawError
-from .evalset import Prompt, eval_text_path, prompts_path, read_eval_text, read_prompts
+from .evalset import Prompt, input_paths, read_eval_text, read_prompts
 from .quality import BaseReference, Scorer, chunks, evaluate, perplexity
 from .report_log import say
 
@@ -42,12 +41,13 @@ class QualitySettings:
 
 
 def _token_chunks(scorer: Scorer, s: QualitySettings, what: str) -> list[list[int]]:
-    path = eval_text_path(s.eval_text)
+    path = input_files(s)[0]
     return chunks(scorer.tokenize(read_eval_text(path)), s.n_ctx, s.n_chunks, f"{what}, quality.eval_text {path}")
 
 
 def _prompts(s: QualitySettings) -> list[Prompt]:
-    return read_prompts(prompts_path(s.prompts)) if s.semantic else []
+    path = input_files(s)[1]
+    return read_prompts(path) if path else []
 
 
 def _score(gguf: str, s: QualitySettings, threads: int, what: str, reference: BaseReference | None):
@@ -149,10 +149,13 @@ def score(model: str, quant: str, gguf: str, quant_meta: dict, s: QualitySetting
     return row
 
 
+def _kept_mean(answers: pd.DataFrame, column: str, kept: str) -> float:
+    """The trimmed mean, from the mask of prompts that survived the trimming (set in _answer_rows)."""
+    return float(answers.loc[answers[kept], column].mean())
+
+
 def _quality_row(model, quant, quant_meta, s, ref, own, kld, same, n_chunks, k, answers: pd.DataFrame,
                  base_answers: pd.DataFrame) -> dict:
-    from .semantic import trimmed
-
     ppl, ppl_se = perplexity(own.nll)
     n = len(kld)
     top1 = float(same.mean())
@@ -168,18 +171,15 @@ def _quality_row(model, quant, quant_meta, s, ref, own, kld, same, n_chunks, k, 
     }
     if len(answers):
         row.update(
-            sem_ref=trimmed(answers["sim_ref"], s.trim)[0], sem_ref_untrimmed=float(answers["sim_ref"].mean()),
-            sem_base=trimmed(answers["sim_base"], s.trim)[0], sem_base_untrimmed=float(answers["sim_base"].mean()),
-            sem_ref_of_base=trimmed(base_answers["sim_ref"], s.trim)[0],
+            sem_ref=_kept_mean(answers, "sim_ref", "kept_ref"), sem_ref_untrimmed=float(answers["sim_ref"].mean()),
+            sem_base=_kept_mean(answers, "sim_base", "kept_base"),
+            sem_base_untrimmed=float(answers["sim_base"].mean()),
+            sem_ref_of_base=_kept_mean(base_answers, "sim_ref", "kept_ref"),
             answer_tokens_mean=float(answers["n_tokens"].mean()),
         )
     return row
 
 
-def settings_json(s: QualitySettings) -> str:
-    return json.dumps(asdict(s), sort_keys=True)
-
 
 def input_files(s: QualitySettings) -> tuple[Path, Path | None]:
-    return eval_text_path(s.eval_text), (prompts_path(s.prompts) if s.semantic else None)
-
+    return input_paths(s.eval_text, s.prompts, s.semantic)

@@ -17,11 +17,7 @@ from . import laws
 from .archive import extract
 from .errors import EdgelawError
 from .report_log import say
-
-
-def _tables(root: Path, names: list[str], pattern: str) -> pd.DataFrame:
-    frames = [pd.read_parquet(root / n) for n in sorted(names) if Path(n).match(pattern)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+from .tables import read_many
 
 
 def replay(archive: Path, out_dir: Path) -> dict:
@@ -29,15 +25,11 @@ def replay(archive: Path, out_dir: Path) -> dict:
     names = list(manifest["files"])
     device = manifest["device"]
     config = yaml.safe_load((out_dir / "config/config.yaml").read_text())
-    runs = _tables(out_dir, [n for n in names if n.startswith(f"results/{device}/runs/")], "*.parquet")
-    in_quality = [n for n in names if "/quality/" in n and "/answers/" not in n and "/reference/" not in n]
-    quality = _tables(out_dir, in_quality, "*.parquet")
-    answers = _tables(out_dir, [n for n in names if "/answers/" in n], "*.parquet")
-    weights = {}
-    for n in names:
-        if n.startswith("results/models/") and n.endswith(".json"):
-            meta = json.loads((out_dir / n).read_text())
-            weights[(meta["model"], meta["scheme"])] = meta["weight_bytes"]
+    tables = [n for n in names if n.endswith(".parquet")]
+    runs = read_many(out_dir / n for n in tables if n.startswith(f"results/{device}/runs/"))
+    quality = read_many(out_dir / n for n in tables if "/quality/" in n and "/answers/" not in n and "/reference/" not in n)
+    answers = read_many(out_dir / n for n in tables if "/answers/" in n)
+    weights = laws.weight_bytes(out_dir / n for n in names if n.startswith("results/models/") and n.endswith(".json"))
     host = json.loads((out_dir / f"results/{device}/host.json").read_text())
     fits, trade, comp, _ = laws.derive(runs, quality, answers, weights, host, config["laws"], config["comparisons"])
     checks = {"laws": fits, "tradeoffs": trade, "comparisons": comp}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -55,7 +54,7 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
         lines.append(f"- {r.model}: {r.y} is flat above {r.value:.2f} BPW and changes below it "
                      f"(95% CI {r.ci_low:.2f} to {r.ci_high:.2f}; R² {r.r2:.2f}).{note}")
     if len(trade):
-        lines += ["", "## Trade-offs at one prompt length", "", _markdown_table(trade[[
+        lines += ["", "## Trade-offs at one prompt length", "", markdown_table(trade[[
             c for c in ["model", "quant", "bpw", "cpu_core_s", "mem_gb_s", "energy_j", "peak_rss_bytes", "decode_tps",
                         "roofline_fraction", "ppl", "top1_pct", "sem_base", "pareto_cpu"] if c in trade]])]
         front = trade[trade["pareto_cpu"]]
@@ -79,7 +78,7 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
     return lines
 
 
-def _markdown_table(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
     def cell(v):
         if isinstance(v, float):
             return _fmt(v, 4)
@@ -147,13 +146,4 @@ def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict) -> None:
     lines = summary_lines(runs, quality, laws, trade, comp, host)
     write_summary(out_dir / "summary.md", lines)
     write_html(out_dir / "index.html", lines, out_dir, f"edgelaw report: {host.get('device', '')}")
-
-
-def read_tables(paths: list[str]) -> pd.DataFrame:
-    frames = [pd.read_parquet(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def load_json(path: str) -> dict:
-    return json.loads(Path(path).read_text())
 

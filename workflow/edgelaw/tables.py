@@ -114,21 +114,25 @@ def write(df: pd.DataFrame, schema: pa.Schema, path: str | os.PathLike, provenan
     missing = [f.name for f in schema if f.name not in df.columns]
     if missing:
         raise ValueError(f"table for {path} lacks columns {missing}")
-    table = pa.Table.from_pandas(df[[f.name for f in schema]], schema=schema, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[METADATA_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
-    table = table.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    _write(pa.Table.from_pandas(df[[f.name for f in schema]], schema=schema, preserve_index=False), path, provenance)
 
 
 def write_frame(df: pd.DataFrame, path: str | os.PathLike, provenance: dict) -> None:
     """A derived table whose columns follow from its DataFrame (trade-offs, comparisons), same metadata."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    _write(pa.Table.from_pandas(df, preserve_index=False), path, provenance)
+
+
+def _write(table: pa.Table, path: str | os.PathLike, provenance: dict) -> None:
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
     with atomic_path(path) as tmp:
         pq.write_table(table.replace_schema_metadata(meta), tmp)
+
+
+def read_many(paths) -> pd.DataFrame:
+    """Several tables of one kind as one frame (empty, without columns, when there are none)."""
+    frames = [pd.read_parquet(p) for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def provenance(path: str | os.PathLike) -> dict:

@@ -13,7 +13,7 @@ import ctypes
 import os
 import time
 
-from .llama import lib, load_model, tokenize
+from .llama import greedy_sampler, lib, load_model, new_context, tokenize
 
 # A test hook: the worker aborts (as a crash would) when it reaches this run_id.
 CRASH_ENV = "EDGELAW_CRASH_AT_RUN"
@@ -36,23 +36,11 @@ class Engine:
                 f"the sweep needs a context of {n_ctx} tokens but the model was trained for {self.n_ctx_train}; "
                 "lower bench.prompt_tokens or bench.n_gen"
             )
-        cparams = ll.llama_context_default_params()
-        cparams.n_ctx = n_ctx
-        cparams.n_batch = n_batch
-        cparams.n_ubatch = n_ubatch
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
-        cparams.offload_kqv = False
-        cparams.op_offload = False
-        cparams.no_perf = True
-        self.ctx = ll.llama_init_from_model(self.model, cparams)
-        if not self.ctx:
-            raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens (out of memory?)")
+        self.ctx = new_context(self.model, "bench worker", n_ctx, threads, n_batch, n_ubatch)
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.mem = ll.llama_get_memory(self.ctx)
         self.n_batch = n_batch
-        self.sampler = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        ll.llama_sampler_chain_add(self.sampler, ll.llama_sampler_init_greedy())
+        self.sampler = greedy_sampler()
         self.one = (ll.llama_token * 1)()
 
     def tokenize(self, text: str) -> list[int]:

@@ -5,7 +5,7 @@ rule laws:
         answers=quality_outputs("answers"),
         quant_json=quant_jsons(),
         host="results/{device}/host.json",
-        code=lib("laws", "fit", "tables", "provenance", "report", "cli"),
+        code=lib("laws", "fit", "tables", "provenance", "cli"),
     output:
         laws="results/{device}/laws.parquet",
         tradeoffs="results/{device}/tradeoffs.parquet",

@@ -6,7 +6,7 @@ rule report:
         tradeoffs="results/{device}/tradeoffs.parquet",
         comparisons="results/{device}/comparisons.parquet",
         host="results/{device}/host.json",
-        code=lib("report", "figures", "atomic", "cli"),
+        code=lib("report", "figures", "atomic", "tables", "cli"),
     output:
         cost_vs_tokens=report(
             "results/{device}/report/cost_vs_tokens.png",
