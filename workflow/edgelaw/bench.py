@@ -1,6 +1,7 @@
 """The controller of one bench job: idle baseline, worker, sampler, then the trace and runs tables.
 
-One job = one device x model x scheme x workload. The model is loaded once per worker; a point that
+One job = one device x model x scheme x workload (the token sweep, or a VLM's resolution sweep: one
+image at many sizes, through the model's projector). The model is loaded once per worker; a point that
 fails is recorded with its status and the others still run; a crashed worker is replaced and the
 schedule resumes after the point it crashed on.
 """
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from . import power, tables, worker
+from . import images, power, tables, worker
 from .errors import EdgelawError
 from .hashing import sha256_file
 from .integrate import counter_delta, integral
@@ -28,8 +29,6 @@ from .sampler import Sampler, rates
 
 @dataclass
 class Settings:
-    prompt_tokens: list[int]
-    n_gen: int
     repetitions: int
     warmup: int
     sample_hz: float
@@ -39,6 +38,9 @@ class Settings:
     n_ubatch: int
     repack: bool = True
     corpus: str | None = None
+    prompt_tokens: list[int] | None = None  # the token sweep's (its jobs get them)
+    n_gen: int | None = None
+    resolution: dict | None = None  # the resolution sweep's
 
     @classmethod
     def from_config(cls, bench: dict) -> "Settings":
@@ -52,16 +54,38 @@ class Settings:
             return path
         return Path(str(resources.files("edgelaw.data").joinpath("corpus.txt")))
 
-    def n_ctx(self) -> int:
-        return max(self.prompt_tokens) + self.n_gen + 8
+    def n_ctx(self, image_tokens: int | None = None) -> int:
+        if image_tokens is None:
+            return max(self.prompt_tokens) + self.n_gen + 8
+        # the image's tokens, the chat frame and question around them, and the answer
+        return image_tokens + IMAGE_TEXT_TOKENS + self.resolution["n_gen"]
 
 
-def schedule(s: Settings) -> list[dict]:
-    """Warm-up runs (largest prompt, not recorded), then repetitions of the sweep, one sweep at a time."""
+# Room in the context for the text around an image (chat frame, question): far more than needed.
+IMAGE_TEXT_TOKENS = 256
+
+
+def schedule(s: Settings, workload: str = "tokens") -> list[dict]:
+    """Warm-up runs (largest point, not recorded), then repetitions of the sweep, one sweep at a time."""
+    if workload == "resolution":
+        return _image_schedule(s)
     points = [{"run_id": f"warmup{w}", "x": max(s.prompt_tokens), "n_gen": s.n_gen, "rep": -1, "warmup": True} for w in range(s.warmup)]
     for rep in range(s.repetitions):
         for x in s.prompt_tokens:
             points.append({"run_id": f"x{x}-r{rep}", "x": x, "n_gen": s.n_gen, "rep": rep, "warmup": False})
+    return points
+
+
+def _image_schedule(s: Settings) -> list[dict]:
+    r = s.resolution
+    sweep = images.sizes(r["long_sides"], r["aspect"], r["square"])
+    series, w, h = max(sweep, key=lambda t: t[1] * t[2])
+    points = [{"run_id": f"warmup{i}", "x": w * h, "w": w, "h": h, "series": series, "n_gen": r["n_gen"], "rep": -1,
+               "warmup": True} for i in range(s.warmup)]
+    for rep in range(s.repetitions):
+        for series, w, h in sweep:
+            points.append({"run_id": f"{w}x{h}-r{rep}", "x": w * h, "w": w, "h": h, "series": series,
+                           "n_gen": r["n_gen"], "rep": rep, "warmup": False})
     return points
 
 
@@ -105,20 +129,22 @@ def idle_baseline(df: pd.DataFrame, t0: float, t1: float, counter: bool) -> dict
 class Batch:
     """Runs the schedule through one or more workers while the sampler records."""
 
-    def __init__(self, gguf: str, threads: int, settings: Settings, label: str):
-        self.gguf, self.threads, self.s, self.label = gguf, threads, settings, label
+    def __init__(self, gguf: str, threads: int, settings: Settings, label: str, vision: dict | None = None):
+        self.gguf, self.threads, self.s, self.label, self.vision = gguf, threads, settings, label, vision
         self.events: list[tuple[str, dict]] = []
         self.crashed: dict[str, str] = {}
         self.fatal: str | None = None
 
     def run(self, sampler: Sampler, points: list[dict]) -> None:
-        corpus = self.s.corpus_path().read_text()
+        corpus = "" if self.vision else self.s.corpus_path().read_text()
         measured = [p for p in points if not p["warmup"]]
         remaining = list(points)
         ctx = mp.get_context("spawn")
         while remaining:
             parent, child = ctx.Pipe(duplex=False)
-            args = (child, self.gguf, self.threads, self.s.n_ctx(), self.s.n_batch, self.s.n_ubatch, self.s.repack, corpus, remaining, self.s.settle_seconds)
+            n_ctx = self.s.n_ctx(self.vision["n_ctx_tokens"] if self.vision else None)
+            args = (child, self.gguf, self.threads, n_ctx, self.s.n_batch, self.s.n_ubatch, self.s.repack, corpus,
+                    remaining, self.s.settle_seconds, self.vision)
             proc = ctx.Process(target=worker.main, args=args, daemon=True)
             proc.start()
             child.close()
@@ -165,7 +191,14 @@ class Batch:
                 starts[run_id] = p
             elif kind == "first_token":
                 firsts[run_id] = p
-            elif kind == "end" and run_id in index:
+            elif kind == "image" and run_id in index:
+                pt = measured[index[run_id] - 1]
+                ttft = firsts[run_id]["t"] - starts[run_id]["t"]
+                say(
+                    f"{self.label}: run {index[run_id]}/{len(measured)} ({pt['w']}x{pt['h']} px -> {p['image_tokens']} "
+                    f"image tokens, rep {pt['rep']}): encode {p['encode_s']:.2f} s, first token after {ttft:.2f} s"
+                )
+            elif kind == "end" and run_id in index and "w" not in measured[index[run_id] - 1]:
                 pt = measured[index[run_id] - 1]
                 prefill = firsts[run_id]["t"] - starts[run_id]["t"]
                 decode = p["t"] - firsts[run_id]["t"]
@@ -208,11 +241,25 @@ def label_samples(df: pd.DataFrame, events: list[tuple[str, dict]]) -> pd.DataFr
     return df
 
 
+def image_row(point: dict, info: dict | None, geometry: dict) -> dict:
+    """A resolution run's image: nominal size, size after the model's preprocessing, tokens, clamp."""
+    side = geometry["token_side"]
+    row = {"image_series": point["series"], "nominal_w": point["w"], "nominal_h": point["h"],
+           "image_max_tokens": geometry["clamp_tokens"],
+           "clamp_pixels": geometry["clamp_tokens"] * side * side if geometry["clamp_tokens"] else None}
+    if info:
+        row.update(effective_w=info["grid_x"] * side, effective_h=info["grid_y"] * side,
+                   effective_pixels=info["grid_x"] * info["grid_y"] * side * side, image_tokens=info["image_tokens"],
+                   n_prompt_tokens=info["n_prompt_tokens"], encode_s=info["encode_s"])
+    return row
+
+
 def run_rows(df: pd.DataFrame, batch: Batch, points: list[dict], idle: dict, counter: bool, origin: float,
-             common: dict) -> list[dict]:
+             common: dict, geometry: dict | None = None) -> list[dict]:
     """One row per measured point: timings, AUCs above the idle baseline, energy, status."""
     ev: dict[str, dict[str, dict]] = {}
     errors: dict[str, str] = {}
+    image_info: dict[str, dict] = {}
     load_s = []
     last_load = None
     for kind, p in batch.events:
@@ -224,6 +271,8 @@ def run_rows(df: pd.DataFrame, batch: Batch, points: list[dict], idle: dict, cou
             ev.setdefault(p["run_id"], {})[kind] = p
         elif kind == "point_error":
             errors[p["run_id"]] = p["error"]
+        elif kind == "image":
+            image_info[p["run_id"]] = p
     attached = df["proc_cpu_s"].notna()
     idle_proc = df.loc[(df["phase"] == "idle") & attached, "cpu_proc_pct"]
     idle_proc_pct = float(idle_proc.median()) if len(idle_proc) else 0.0
@@ -247,7 +296,11 @@ def run_rows(df: pd.DataFrame, batch: Batch, points: list[dict], idle: dict, cou
         row = {**common, "run_id": rid, "x": p["x"], "n_gen": p["n_gen"], "rep": p["rep"],
                "load_s": load_s[0] if load_s else np.nan, "idle_cpu_sys_pct": idle["cpu_sys_pct"],
                "idle_mem_sys_used_bytes": idle["mem_sys_used_bytes"], "idle_power_w": idle["power_w"]}
-        complete = {"start", "first_token", "end"} <= set(e) and rid not in errors
+        if "w" in p:
+            row.update(image_row(p, image_info.get(rid), geometry))
+        else:
+            row["n_prompt_tokens"] = p["x"]
+        complete = {"start", "first_token", "end"} <= set(e) and rid not in errors and ("w" not in p or rid in image_info)
         if not complete:
             status = "crashed" if rid in batch.crashed else "error" if rid in errors else "not_run"
             row.update(status=status, error=batch.crashed.get(rid) or errors.get(rid) or batch.fatal or "not reached")
@@ -260,7 +313,7 @@ def run_rows(df: pd.DataFrame, batch: Batch, points: list[dict], idle: dict, cou
         row.update(
             status="ok", error=None,
             t_start=t0 - origin, t_first_token=t1 - origin, t_end=t2 - origin,
-            ttft_s=t1 - t0, prefill_tps=p["x"] / (t1 - t0), decode_tps=p["n_gen"] / (t2 - t1),
+            ttft_s=t1 - t0, prefill_tps=row["n_prompt_tokens"] / (t1 - t0), decode_tps=p["n_gen"] / (t2 - t1),
             cpu_core_s=integral(tm, proc, t0, t2),
             cpu_core_s_prefill=integral(tm, proc, t0, t1),
             cpu_core_s_decode=integral(tm, proc, t1, t2),
@@ -277,13 +330,42 @@ def run_rows(df: pd.DataFrame, batch: Batch, points: list[dict], idle: dict, cou
     return rows
 
 
+WORKLOADS = ("tokens", "resolution")
+
+
+def vision_setup(model: str, gguf: str, mmproj: str | None, clamp: dict, settings: Settings) -> tuple[dict, dict]:
+    """Check the projector, its pairing, the clamp and the image before any run; return the worker's
+    vision settings and the geometry (pixels per token side, clamp in tokens) that the runs record."""
+    from .vision import check_clamp, check_pair, projector_info
+
+    if not mmproj:
+        raise EdgelawError(f"model {model}: the resolution workload needs a projector; set models.{model}.mmproj")
+    info = projector_info(mmproj, model)
+    check_pair(info, gguf, model)
+    max_tokens, min_tokens = clamp.get("image_max_tokens"), clamp.get("image_min_tokens")
+    check_clamp(info, max_tokens, min_tokens, model)
+    images.load(settings.resolution["image"])  # an unreadable image fails here, before the model loads
+    clamp_tokens = info.clamp_tokens(max_tokens)
+    largest = max(w * h for _, w, h in images.sizes(**{k: settings.resolution[k] for k in ("long_sides", "aspect", "square")}))
+    # Without a clamp (a family that resizes to a fixed size) the largest image bounds the tokens.
+    n_ctx_tokens = clamp_tokens or largest // (info.token_side ** 2) + 1
+    vision = {"mmproj": mmproj, "max_tokens": max_tokens, "min_tokens": min_tokens, "image": settings.resolution["image"],
+              "question": settings.resolution["question"], "n_ctx_tokens": n_ctx_tokens}
+    geometry = {"token_side": info.token_side, "clamp_tokens": clamp_tokens, "projector_type": info.projector_type}
+    return vision, geometry
+
+
 def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, quant_meta: dict, workload: str,
-            settings: Settings, threads: int, out_trace: str, out_runs: str, provenance: dict) -> pd.DataFrame:
-    if workload != "tokens":
-        raise EdgelawError(f"workload {workload!r} is not known; use 'tokens'")
+            settings: Settings, threads: int, out_trace: str, out_runs: str, provenance: dict,
+            mmproj: str | None = None, clamp: dict | None = None) -> pd.DataFrame:
+    if workload not in WORKLOADS:
+        raise EdgelawError(f"workload {workload!r} is not known; use one of {', '.join(WORKLOADS)}")
+    vision = geometry = None
+    if workload == "resolution":
+        vision, geometry = vision_setup(model, gguf, mmproj, clamp or {}, settings)
     label = f"{model} {quant} {workload}"
-    points = schedule(settings)
-    batch = Batch(gguf, threads, settings, label)
+    points = schedule(settings, workload)
+    batch = Batch(gguf, threads, settings, label, vision)
     origin = time.monotonic()
     with sampling(profile, settings.sample_hz) as (sampler, source):
         say(f"{label}: idle baseline {settings.idle_seconds:.0f} s (power source: {source.name}), then "
@@ -296,14 +378,18 @@ def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, qu
     idle = idle_baseline(df, *t_idle, counter)
     common = {"device": device, "model": model, "quant": quant, "bpw": quant_meta["bpw"], "workload": workload,
               "n_threads": threads, "energy_source": source.name}
-    runs = pd.DataFrame(run_rows(df, batch, points, idle, counter, origin, common))
+    runs = pd.DataFrame(run_rows(df, batch, points, idle, counter, origin, common, geometry))
     for col in tables.RUNS.names:
         if col not in runs.columns:
             runs[col] = None
     achieved = (len(df) - 1) / (df["t"].iloc[-1] - df["t"].iloc[0]) if len(df) > 1 else float("nan")
     meta = {**provenance, "power_source": source.name, "idle_baseline": idle, "sample_hz_asked": settings.sample_hz,
-            "sample_hz_achieved": achieved, "corpus_sha256": sha256_file(settings.corpus_path()),
+            "sample_hz_achieved": achieved,
+            "corpus_sha256": None if vision else sha256_file(settings.corpus_path()),
             "fatal": batch.fatal, "events": [(k, p) for k, p in batch.events]}
+    if geometry:
+        meta["vision"] = {**geometry, "mmproj": mmproj, "mmproj_sha256": sha256_file(mmproj), **(clamp or {}),
+                          "image": settings.resolution["image"] or "procedural scene (edgelaw.images.scene)"}
     trace = df.assign(t_s=df["t"] - origin)
     trace["rss_bytes"] = trace["rss_bytes"].round().astype("Int64")
     trace["mem_sys_used_bytes"] = trace["mem_sys_used_bytes"].astype("Int64")

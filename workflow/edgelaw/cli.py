@@ -20,6 +20,14 @@ def cmd_fetch_model(a) -> None:
     say(f"model {a.model}: {record['arch']}, {record['n_params']:,} params, {record['bpw']:.2f} BPW -> {a.out_gguf}")
 
 
+def cmd_fetch_mmproj(a) -> None:
+    from .sources import materialize_projector
+
+    r = materialize_projector(a.model, a.spec, a.language, a.out_gguf, a.out_json)
+    say(f"model {a.model}: projector {r['projector_type']}, {r['n_params']:,} params, "
+        f"{r['patch_size']} px patches merged {r['merge']}x{r['merge']} -> {a.out_gguf}")
+
+
 def cmd_quantize(a) -> None:
     from .quantize import quantize
 
@@ -62,14 +70,15 @@ def cmd_bench(a) -> None:
     settings = Settings.from_config(a.settings)
     quant_meta = json.loads(open(a.quant_json).read())
     prov = record(
-        {"bench": a.settings, "scheme": quant_meta.get("params"), "device": a.profile, "threads": a.threads},
+        {"bench": a.settings, "scheme": quant_meta.get("params"), "device": a.profile, "threads": a.threads,
+         "clamp": a.clamp},
         fingerprint(),
         build_info(),
         gguf_sha256=quant_meta.get("sha256"),
     )
     measure(device=a.device, profile=a.profile, model=a.model, quant=a.quant, gguf=a.gguf, quant_meta=quant_meta,
             workload=a.workload, settings=settings, threads=a.threads, out_trace=a.out_trace, out_runs=a.out_runs,
-            provenance=prov)
+            provenance=prov, mmproj=a.mmproj, clamp=a.clamp)
 
 
 def _quality_provenance(a, settings, gguf_sha256: str | None, scheme=None) -> dict:
@@ -252,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=2)
     s.set_defaults(func=cmd_quantize)
 
+    s = sub.add_parser("fetch-mmproj", help="fetch a VLM's vision projector and check it pairs with its language model")
+    s.add_argument("--model", required=True)
+    s.add_argument("--spec", required=True, type=_json, help="models.<model>.mmproj as JSON")
+    s.add_argument("--language", required=True, help="the model's base GGUF, to check the pairing")
+    s.add_argument("--out-gguf", required=True)
+    s.add_argument("--out-json", required=True)
+    s.set_defaults(func=cmd_fetch_mmproj)
+
     s = sub.add_parser("validate-config", help="validate a config file against the schema")
     s.add_argument("config")
     s.set_defaults(func=cmd_validate_config)
@@ -277,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, required=True)
     s.add_argument("--out-trace", required=True)
     s.add_argument("--out-runs", required=True)
+    s.add_argument("--mmproj", default=None, help="the model's vision projector (resolution workload)")
+    s.add_argument("--clamp", type=_json, default={}, help='{"image_max_tokens": N, "image_min_tokens": N} as JSON')
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("quality-reference", help="score the base model once: its top-K per token and its answers")

@@ -79,10 +79,36 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
                         f"(defined: {', '.join(config['schemes'])})"
                     )
     if not problems:
+        problems += _check_vision(config)
+    if not problems:
         problems += _check_comparisons(config, comparisons_given)
     if problems:
         raise EdgelawError("invalid config:\n  " + "\n  ".join(problems))
     return config
+
+
+def _check_vision(config: dict) -> list[str]:
+    problems = []
+    for name, model in config["models"].items():
+        if model.get("mmproj"):
+            continue
+        if "resolution" in model.get("workloads", []):
+            problems.append(f"models.{name}.workloads: resolution needs a vision projector; set models.{name}.mmproj")
+        for key in ("image_max_tokens", "image_min_tokens"):
+            if model.get(key) is not None:
+                problems.append(f"models.{name}.{key}: only a VLM has an image clamp; set models.{name}.mmproj or remove it")
+    return problems
+
+
+def model_workloads(config: dict, model: str) -> list[str]:
+    """The bench workloads of one model: its own list, else bench.workloads; resolution only for a VLM."""
+    spec = config["models"][model]
+    chosen = spec.get("workloads") or config["bench"]["workloads"]
+    return [w for w in chosen if w != "resolution" or spec.get("mmproj")]
+
+
+# Model keys that are not about the language GGUF: changing them must not refetch it.
+NOT_FETCH_KEYS = {"schemes", "workloads", "mmproj", "image_max_tokens", "image_min_tokens", "quality"}
 
 
 def _arm_exists(config: dict, arm: str) -> bool:

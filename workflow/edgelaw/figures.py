@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 from .fit import hinge  # noqa: E402
+from .laws import knee_law as knee_law_name  # noqa: E402
 
 FIGURES = ["cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "pareto", "roofline", "comparisons", "knee"]
 LABELS = {
@@ -185,21 +186,40 @@ def comparisons(comp: pd.DataFrame):
 
 
 def knee(runs: pd.DataFrame, laws: pd.DataFrame):
+    """Per model x scheme: cost against nominal pixels with each series' fitted hinge and the clamp
+    (left), and against the pixels left after the model's preprocessing (right)."""
     images = runs[(runs["status"] == "ok") & (runs["workload"] == "resolution")] if len(runs) else runs
-    if images.empty or "effective_pixels" not in images:
+    if images.empty or "image_series" not in images:
         return _empty("Resolution knee", "no resolution sweep (VLM workload) in this experiment")
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for (model, quant), g in images.groupby(["model", "quant"]):
-        mean = g.groupby("effective_pixels")["cpu_core_s"].mean()
-        line = ax.plot(mean.index, mean.values, "o", label=f"{model}/{quant}")[0]
-        p = _law(laws, "resolution_knee", "cpu_core_s", model, quant)
-        if p:
-            xs = np.linspace(mean.index.min(), mean.index.max(), 200)
-            ax.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", color=line.get_color())
-            ax.axvline(p["knee"], ls=":", color=line.get_color())
-    ax.set_xlabel("effective pixels (after the model's preprocessing)")
-    ax.set_ylabel(LABELS["cpu_core_s"])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Cost vs resolution: flat above the clamp, falling below")
+    groups = list(images.groupby(["model", "quant"], sort=True))
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.2 * len(groups)), squeeze=False)
+    for (ax_n, ax_e), ((model, quant), g) in zip(axes, groups):
+        for i, (series, gs) in enumerate(g.groupby("image_series", sort=True)):
+            color, marker = f"C{i}", "os"[i % 2]
+            mean = gs.groupby("x")["cpu_core_s"].mean()
+            ax_n.plot(mean.index, mean.values, marker, color=color, label=f"{series} (mean of reps)")
+            p = _law(laws, knee_law_name(series), "cpu_core_s", model, quant)
+            if p:
+                xs = np.geomspace(mean.index.min(), mean.index.max(), 300)
+                ax_n.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", color=color, lw=1)
+                ax_n.axvline(p["knee"], ls=":", color=color, label=f"{series} fitted knee {p['knee']:,.0f} px")
+            eff = gs.groupby("effective_pixels")["cpu_core_s"].mean()
+            ax_e.plot(eff.index, eff.values, marker, color=color, label=series)
+        clamp = g["clamp_pixels"].dropna()
+        if len(clamp):
+            c = float(clamp.iloc[0])
+            tokens = int(g["image_max_tokens"].dropna().iloc[0])
+            for ax in (ax_n, ax_e):
+                ax.axvline(c, ls="--", color="k", lw=1, label=f"clamp: {tokens} tokens = {c:,.0f} px")
+        ax_n.set_xscale("log")
+        ax_n.set_title(f"{model}/{quant}: cost vs nominal pixels")
+        ax_n.set_xlabel("nominal pixels (width x height given to the model)")
+        ax_e.set_title(f"{model}/{quant}: cost vs effective pixels")
+        ax_e.set_xlabel("effective pixels (after the model's resize)")
+        for ax in (ax_n, ax_e):
+            ax.set_ylabel(LABELS["cpu_core_s"])
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Resolution knee: the cost is flat above the clamp and falls below it")
+    fig.tight_layout()
     return fig

@@ -5,7 +5,9 @@
 - cost vs bits per weight, per model (study B, finding 2): peak memory, CPU core-seconds and energy at
   one prompt length (`laws.at_tokens`, default the longest measured);
 - quality vs bits per weight, per model (study B's threshold): a hinge, flat above the threshold;
-- cost vs resolution (study A, law 2): a hinge, flat above the clamp, for the VLM workload's runs.
+- cost vs resolution (study A, law 2): a hinge against nominal pixels, flat above the clamp, for the
+  VLM workload's runs: `resolution_knee` for the main aspect series, `resolution_knee_square` for the
+  square one.
 
 Besides the fits: a trade-off table (one row per model x scheme: cost at `at_tokens`, quality, the
 decode roofline and the Pareto front) and the comparisons the config names. Fit functions are in fit.py.
@@ -44,6 +46,10 @@ def _fit(kind: str, df: pd.DataFrame, x: str, y: str, law: str, model=None, quan
         return [_failed(law, x, y, model, quant, kind, exc)]
 
 
+def knee_law(series: str) -> str:
+    return "resolution_knee_square" if series == "1:1" else "resolution_knee"
+
+
 def ok_runs(runs: pd.DataFrame, workload: str) -> pd.DataFrame:
     return runs[(runs["status"] == "ok") & (runs["workload"] == workload)]
 
@@ -73,10 +79,12 @@ def fit_all(runs: pd.DataFrame, quality: pd.DataFrame, x_ref: int, n_boot: int, 
     for model, g in (quality.groupby("model", sort=True) if len(quality) else []):
         for y in [m for m in QUALITY_MEASURES if g[m].notna().any()]:
             rows += _fit("hinge", g, "bpw", y, "quality_vs_bpw", model, id_col="quant", **kw)
-    images = ok_runs(runs, "resolution") if "effective_pixels" in runs else runs.iloc[0:0]
-    for (model, quant), g in images.groupby(["model", "quant"], sort=True):
+    images = ok_runs(runs, "resolution") if "image_series" in runs else runs.iloc[0:0]
+    # Against nominal pixels (x): the knee is where the model's preprocessing starts to scale images
+    # down. One fit per series: the two aspect ratios round to the token grid differently at the clamp.
+    for (model, quant, series), g in images.groupby(["model", "quant", "image_series"], sort=True):
         for y in KNEE_COSTS:
-            rows += _fit("hinge", g, "effective_pixels", y, "resolution_knee", model, quant, **kw)
+            rows += _fit("hinge", g, "x", y, knee_law(series), model, quant, **kw)
     return pd.DataFrame(rows, columns=fit.LAWS.names)
 
 

@@ -76,6 +76,25 @@ def tokenize(vocab, text: str, add_special: bool, parse_special: bool = False) -
     return list(buf[:n])
 
 
+def chat_prompt(model, content: str) -> str | None:
+    """The model's chat template applied to one user turn, or None where llama.cpp does not know it."""
+    ll = lib()
+    template = ll.llama_model_chat_template(model, None)
+    if not template:
+        return None
+    msgs = (ll.llama_chat_message * 1)(ll.llama_chat_message(b"user", content.encode()))
+    size = 256 + 4 * len(content)
+    for _ in range(2):
+        buf = ctypes.create_string_buffer(size)
+        n = ll.llama_chat_apply_template(template, msgs, 1, True, buf, size)
+        if n < 0:
+            return None
+        if n <= size:
+            return buf.raw[:n].decode("utf-8", "replace")
+        size = n
+    return None
+
+
 _installed_callback = None
 
 

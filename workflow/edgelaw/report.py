@@ -68,12 +68,17 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
         for (b, v), g in comp.groupby(["baseline", "variant"], sort=False):
             parts = [f"{r.metric} {r.change_pct:+.1f}% ({r.ci_low:+.1f} to {r.ci_high:+.1f})" for r in g.itertuples()]
             lines.append(f"- {v} vs {b}: " + "; ".join(parts) + ".")
-    knees = laws[(laws["law"] == "resolution_knee") & (laws["param"] == "knee")]
+    knees = laws[laws["law"].str.startswith("resolution_knee") & (laws["param"] == "knee")]
     if len(knees):
         lines += ["", "## Resolution knee (study A, law 2)", ""]
+        images = runs[runs["workload"] == "resolution"]
         for _, r in knees.iterrows():
-            lines.append(f"- {r.model}/{r.quant}: {r.y} is flat above {r.value:,.0f} effective pixels "
-                         f"(95% CI {r.ci_low:,.0f} to {r.ci_high:,.0f}).")
+            series = "square series" if r.law.endswith("square") else "main series"
+            clamp = images.loc[(images["model"] == r.model) & (images["quant"] == r.quant), "clamp_pixels"].dropna()
+            where = (f"; the clamp is at {clamp.iloc[0]:,.0f} px (knee / clamp = {r.value / clamp.iloc[0]:.2f})"
+                     if len(clamp) else "")
+            lines.append(f"- {r.model}/{r.quant}, {series}: {r.y} is flat above {r.value:,.0f} nominal pixels "
+                         f"(95% CI {r.ci_low:,.0f} to {r.ci_high:,.0f}){where}.")
     lines += ["", "Figures: " + ", ".join(f"`{f}.png`" for f in FIGURES) + " (and `.svg`)."]
     return lines
 

@@ -61,6 +61,19 @@ RUNS = pa.schema([
     ("n_samples", pa.int64()),
     ("status", pa.string()),
     ("error", pa.string()),
+    # every prefilled position: the prompt's tokens, or an image's tokens and the text around them
+    ("n_prompt_tokens", pa.int64()),
+    # the resolution workload (null for the token sweep): x is the nominal pixel count
+    ("image_series", pa.string()),
+    ("nominal_w", pa.int64()),
+    ("nominal_h", pa.int64()),
+    ("effective_w", pa.int64()),
+    ("effective_h", pa.int64()),
+    ("effective_pixels", pa.int64()),
+    ("image_tokens", pa.int64()),
+    ("image_max_tokens", pa.int64()),
+    ("clamp_pixels", pa.int64()),
+    ("encode_s", pa.float64()),
 ])
 
 QUALITY = pa.schema([

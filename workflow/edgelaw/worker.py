@@ -70,7 +70,30 @@ class Engine:
         events("end")
 
 
-def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int, repack: bool, corpus: str, points: list[dict], settle_s: float) -> None:
+def _image_runner(engine: Engine, vision: dict, threads: int):
+    """For the resolution workload: the projector, the content and the prompt; None for the token sweep."""
+    if not vision:
+        return None
+    from llama_cpp import mtmd_cpp
+
+    from . import images
+    from .llama import chat_prompt
+    from .vision import Projector
+
+    mtmd_cpp.mtmd_helper_log_set(_silence, ctypes.c_void_p(0))  # libmtmd logs every image otherwise
+    projector = Projector(engine, vision["mmproj"], threads, vision["max_tokens"], vision["min_tokens"])
+    content = images.load(vision["image"])
+    prompt = chat_prompt(engine.model, "{image}" + vision["question"]) or "{image}" + vision["question"]
+
+    def run(point: dict, events) -> dict:
+        rgb = images.render(content, point["w"], point["h"])
+        return projector.run(rgb, point["w"], point["h"], prompt, point["n_gen"], events)
+
+    return run
+
+
+def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int, repack: bool, corpus: str,
+         points: list[dict], settle_s: float, vision: dict | None = None) -> None:
     """Entry point of the child process. Messages: (kind, payload) tuples."""
     llama_cpp = lib()
     global _silence
@@ -86,12 +109,13 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
     try:
         engine = Engine(path, threads, n_ctx, n_batch, n_ubatch, repack)
         corpus_tokens = engine.tokenize(corpus)
+        run_image = _image_runner(engine, vision, threads)
     except Exception as exc:  # reported to the controller, which records every point as failed
         send("fatal", error=str(exc))
         return
     send("load_end", n_corpus_tokens=len(corpus_tokens), n_ctx_train=engine.n_ctx_train)
     longest = max(p["x"] for p in points)
-    if longest > len(corpus_tokens):
+    if run_image is None and longest > len(corpus_tokens):
         send("fatal", error=f"the corpus has {len(corpus_tokens)} tokens for this model, the sweep needs {longest}; use a longer bench.corpus")
         return
     arr = (engine.ll.llama_token * len(corpus_tokens))(*corpus_tokens)
@@ -102,7 +126,13 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
             send("start", run_id=run_id)
             os.abort()
         try:
-            engine.run(arr, p["x"], p["n_gen"], lambda name: send(name, run_id=run_id))
+            def events(name):
+                send(name, run_id=run_id)
+
+            if run_image is None:
+                engine.run(arr, p["x"], p["n_gen"], events)
+            else:
+                send("image", run_id=run_id, **run_image(p, events))
         except Exception as exc:
             send("point_error", run_id=run_id, error=str(exc))
         send("done", run_id=run_id)

@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from edgelaw.config import model_schemes, validate
+from edgelaw.config import NOT_FETCH_KEYS, model_schemes, model_workloads, validate
 from edgelaw.devices import resolve
 from edgelaw.errors import EdgelawError
 from edgelaw.evalset import check_inputs
@@ -53,17 +53,53 @@ def lib(*modules):
 
 def model_spec_json(wildcards):
     spec = {
-        k: v for k, v in CONFIG["models"][wildcards.model].items() if k != "schemes"
+        k: v
+        for k, v in CONFIG["models"][wildcards.model].items()
+        if k not in NOT_FETCH_KEYS
     }
     return json.dumps(spec, sort_keys=True)
+
+
+def vision_models():
+    return [name for name, spec in CONFIG["models"].items() if spec.get("mmproj")]
+
+
+def mmproj_spec_json(wildcards):
+    return json.dumps(CONFIG["models"][wildcards.model]["mmproj"], sort_keys=True)
+
+
+def mmproj_input(wildcards):
+    """The projector, for a resolution job only: the token sweep does not depend on it."""
+    if wildcards.workload != "resolution":
+        return []
+    return f"resources/models/{wildcards.model}/mmproj.gguf"
+
+
+def clamp_json(wildcards):
+    """The model's image clamp, for a resolution job only (so changing it reruns nothing else)."""
+    if wildcards.workload != "resolution":
+        return "{}"
+    spec = CONFIG["models"][wildcards.model]
+    keys = ("image_max_tokens", "image_min_tokens")
+    return json.dumps({k: spec.get(k) for k in keys}, sort_keys=True)
 
 
 def scheme_json(wildcards):
     return json.dumps(CONFIG["schemes"][wildcards.quant], sort_keys=True)
 
 
-def bench_json():
-    return json.dumps(CONFIG["bench"], sort_keys=True)
+# The settings one workload does not read: changing them must not rerun its jobs.
+OTHER_WORKLOAD_KEYS = {
+    "tokens": {"resolution", "workloads"},
+    "resolution": {"prompt_tokens", "n_gen", "corpus", "workloads"},
+}
+
+
+def bench_json(wildcards):
+    drop = OTHER_WORKLOAD_KEYS[wildcards.workload]
+    return json.dumps(
+        {k: v for k, v in CONFIG["bench"].items() if k not in drop}, sort_keys=True
+    )
 
 
 def profile_json():
@@ -79,7 +115,7 @@ def bench_outputs(kind, device=DEVICE_NAME):
         f"results/{device}/{kind}/{model}/{quant}/{workload}.parquet"
         for model in CONFIG["models"]
         for quant in model_schemes(CONFIG, model)
-        for workload in CONFIG["bench"]["workloads"]
+        for workload in model_workloads(CONFIG, model)
     ]
 
 
@@ -119,9 +155,15 @@ def quality_outputs(kind="table"):
     )
     return [
         quality_path(relative.format(model=model, quant=quant))
-        for model in CONFIG["models"]
+        for model in quality_models()
         for quant in model_schemes(CONFIG, model)
     ]
+
+
+def quality_models():
+    if not CONFIG["quality"]["enabled"]:
+        return []
+    return [name for name, spec in CONFIG["models"].items() if spec["quality"]]
 
 
 def quant_jsons():
@@ -146,10 +188,9 @@ def archived_files():
     """What an archive holds besides the config and the lock: every table, record and report file."""
     device = f"results/{DEVICE_NAME}"
     models = [f"resources/models/{model}/base.json" for model in CONFIG["models"]]
+    models += [f"resources/models/{model}/mmproj.json" for model in vision_models()]
     reference = [
-        quality_path(f"{model}/reference/answers.parquet")
-        for model in CONFIG["models"]
-        if CONFIG["quality"]["enabled"]
+        quality_path(f"{model}/reference/answers.parquet") for model in quality_models()
     ]
     report_files = [
         f"{device}/report/{name}.{ext}" for name in FIGURES for ext in ("png", "svg")

@@ -20,6 +20,7 @@ from . import file as file_source
 from . import hf as hf_source
 from . import pypi as pypi_source
 from . import synthetic as synthetic_source
+from . import synthetic_vision
 
 
 def _fetch_synthetic(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
@@ -79,6 +80,48 @@ def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: st
                 "dequantized_from": sorted(ggufio.summarize(raw)["tensor_types"]) if quantized else None,
                 "sha256": sha256_file(staged),
                 **summary,
+            }
+            write_json(out_json, record)
+    return record
+
+
+def materialize_projector(name: str, spec: dict, language_gguf: str | os.PathLike, out_gguf: str | os.PathLike,
+                          out_json: str | os.PathLike) -> dict:
+    """Fetch model `name`'s vision projector (models.<name>.mmproj), check that it pairs with the
+    language model, and write it as is (projectors are not quantized along the ladder) with its json."""
+    from ..vision import check_pair, projector_info
+
+    source = spec["source"]
+    what = f"{name}.mmproj"
+    if source not in SOURCES:
+        raise EdgelawError(f"models.{what}: unknown source {source!r}; use one of {sorted(SOURCES)}")
+    out_gguf = Path(out_gguf)
+    out_gguf.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_gguf.parent, prefix=".fetch-") as tmp:
+        if source == "synthetic":
+            raw = Path(tmp) / "mmproj.gguf"
+            # A synthetic projector is made for its language model: it projects to that model's width.
+            reader = ggufio.open_gguf(language_gguf, f"model {name}")
+            arch = ggufio.field_value(reader, "general.architecture")
+            n_embd = spec["synthetic"].get("projection_dim") or ggufio.field_value(reader, f"{arch}.embedding_length")
+            info = synthetic_vision.write(spec["synthetic"], int(n_embd), raw)
+        else:
+            raw, info = SOURCES[source](what, spec, Path(tmp))
+        projector = projector_info(str(raw), name)
+        check_pair(projector, str(language_gguf), name)
+        with atomic_path(out_gguf) as staged:
+            _link_or_copy(raw, staged)
+            summary = ggufio.summarize(staged, f"model {name}: projector")
+            record = {
+                "model": name,
+                "source": source,
+                "source_info": info,
+                "sha256": sha256_file(staged),
+                "projector_type": projector.projector_type,
+                "projection_dim": projector.projection_dim,
+                "patch_size": projector.patch_size,
+                "merge": projector.merge,
+                **{k: summary[k] for k in ("name", "n_params", "weight_bytes", "file_bytes", "bpw", "tensor_types")},
             }
             write_json(out_json, record)
     return record

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import EdgelawError
+from ..report_log import say
 
 
 def endpoint() -> str:
@@ -46,10 +47,35 @@ def download(name: str, repo_id: str, filename: str, revision: str) -> Path:
         raise EdgelawError(f"model {name}: download of {where} from {endpoint()} failed: {exc}") from exc
 
 
+def hub_sha256(name: str, repo_id: str, filename: str, revision: str) -> str:
+    """The sha256 the Hub records for an LFS file at a commit (its X-Linked-Etag): content-addressed,
+    so a pinned revision plus this check is as strong as a sha256 written in the config."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        etag = get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision)).etag or ""
+    except Exception as exc:  # the download just succeeded, so this is rare: say what failed
+        raise EdgelawError(f"model {name}: could not read the Hub's checksum of {filename}: {exc}; set its sha256 in the config") from exc
+    etag = etag.strip('"').lower()
+    if len(etag) != 64 or any(c not in "0123456789abcdef" for c in etag):
+        raise EdgelawError(
+            f"model {name}: the Hub gives no sha256 for {repo_id}/{filename} (not an LFS file); set its sha256 in the config"
+        )
+    return etag
+
+
 def fetch(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
     from . import check_sha256
 
     path = download(name, spec["repo_id"], spec["filename"], spec["revision"])
-    sha = check_sha256(path, spec["sha256"], f"model {name}")
-    info = {"kind": "hf", "repo_id": spec["repo_id"], "filename": spec["filename"], "revision": spec["revision"], "sha256": sha}
+    expected = spec.get("sha256")
+    origin = "config"
+    if not expected:
+        expected, origin = hub_sha256(name, spec["repo_id"], spec["filename"], spec["revision"]), "hub"
+    sha = check_sha256(path, expected, f"model {name}")
+    if origin == "hub":
+        say(f"model {name}: {spec['filename']} matches the Hub's sha256 {sha} at {spec['revision'][:12]}; "
+            "write it in the config as sha256 to pin it there too")
+    info = {"kind": "hf", "repo_id": spec["repo_id"], "filename": spec["filename"], "revision": spec["revision"],
+            "sha256": sha, "sha256_from": origin}
     return path, info

@@ -1,4 +1,4 @@
-"""The `synthetic` source: a seeded random-weight GGUF of a real architecture (llama or qwen2).
+"""The `synthetic` source: a seeded random-weight GGUF of a real architecture (llama, qwen2, qwen2vl).
 
 It loads and runs in llama.cpp like a trained model of the same shape, so it measures the cost of
 a shape (0.5B..14B) without downloading weights, and makes a tiny model (a few MB) for tests.
@@ -15,7 +15,12 @@ import numpy as np
 from ..bpe import SPECIAL_TOKENS, load_shipped
 from ..errors import EdgelawError
 
-ARCHS = {"llama": {"rms_eps": 1e-5, "qkv_bias": False}, "qwen2": {"rms_eps": 1e-6, "qkv_bias": True}}
+ARCHS = {
+    "llama": {"rms_eps": 1e-5, "qkv_bias": False},
+    "qwen2": {"rms_eps": 1e-6, "qkv_bias": True},
+    # Qwen2-VL's language model: qwen2 with M-RoPE, which a Qwen2-VL projector's image tokens need.
+    "qwen2vl": {"rms_eps": 1e-6, "qkv_bias": True},
+}
 
 
 def _check(spec: dict) -> None:
@@ -23,8 +28,20 @@ def _check(spec: dict) -> None:
         raise EdgelawError(f"synthetic model: arch {spec['arch']!r} is not one of {sorted(ARCHS)}")
     if spec["n_embd"] % spec["n_head"]:
         raise EdgelawError(f"synthetic model: n_embd {spec['n_embd']} must be a multiple of n_head {spec['n_head']}")
+    if spec["arch"] == "qwen2vl" and (spec["n_embd"] // spec["n_head"]) % 8:
+        raise EdgelawError(
+            f"synthetic model: qwen2vl needs a head size (n_embd / n_head = {spec['n_embd'] // spec['n_head']}) "
+            "that is a multiple of 8 (M-RoPE sections)"
+        )
     if spec["n_head"] % spec["n_head_kv"]:
         raise EdgelawError(f"synthetic model: n_head {spec['n_head']} must be a multiple of n_head_kv {spec['n_head_kv']}")
+
+
+def mrope_sections(head_dim: int) -> list[int]:
+    """Qwen2-VL's split of the rotary half-dimensions into time, height and width: 16/24/24 of 64."""
+    half = head_dim // 2
+    t = half // 4
+    return [t, (half - t) // 2, half - t - (half - t) // 2, 0]
 
 
 def tensor_shapes(spec: dict, n_vocab: int) -> Iterator[tuple[str, tuple[int, ...]]]:
@@ -97,6 +114,8 @@ def write(spec: dict, dest: str | os.PathLike) -> dict:
     writer.add_rope_dimension_count(spec["n_embd"] // spec["n_head"])
     writer.add_rope_freq_base(float(spec.get("rope_theta", 10000.0)))
     writer.add_layer_norm_rms_eps(ARCHS[arch]["rms_eps"])
+    if arch == "qwen2vl":
+        writer.add_rope_dimension_sections(mrope_sections(spec["n_embd"] // spec["n_head"]))
     writer.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
     n_vocab = _add_tokenizer(writer, gguf)
     writer.add_vocab_size(n_vocab)
