@@ -22,8 +22,10 @@ class Hub:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def add(self, repo_id: str, commit: str, files: dict[str, bytes], token: str | None = None) -> None:
-        self.repos[repo_id] = {"commit": commit, "files": files, "token": token}
+    def add(self, repo_id: str, commit: str, files: dict[str, bytes], token: str | None = None,
+            served: dict[str, bytes] | None = None) -> None:
+        """`served`: bodies sent instead of the files' (a corrupted transfer); headers still describe `files`."""
+        self.repos[repo_id] = {"commit": commit, "files": files, "token": token, "served": served or {}}
 
     def __enter__(self):
         self.thread.start()
@@ -73,7 +75,7 @@ class Hub:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.end_headers()
                 if with_body:
-                    self.wfile.write(body)
+                    self.wfile.write(repo["served"].get(filename, body))
 
             def do_HEAD(self):
                 self._resolve(False)

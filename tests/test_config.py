@@ -38,12 +38,26 @@ def test_unknown_ftype_lists_allowed_values():
     assert "schemes.Q9.ftype" in str(err.value) and "Q4_K_M" in str(err.value)
 
 
-def test_hf_source_requires_pinned_revision_and_checksum():
+def test_hf_source_requires_a_pinned_revision():
     bad = tiny_config(models={"m": {"source": "hf", "repo_id": "a/b", "filename": "x.gguf", "revision": "main"}})
     with pytest.raises(EdgelawError) as err:
         validate(bad)
-    msg = str(err.value)
-    assert "models.m.revision" in msg and "sha256" in msg
+    assert "models.m.revision" in str(err.value) and "does not match" in str(err.value)
+    bad["models"]["m"]["sha256"] = "1234"
+    with pytest.raises(EdgelawError, match="models.m.sha256"):
+        validate(bad)
+
+
+def test_every_preset_is_valid(root):
+    presets = sorted((root / "config" / "experiments").glob("*.yaml"))
+    assert presets
+    for path in presets:
+        config = validate(yaml.safe_load(path.read_text()))
+        for model in config["models"].values():
+            assert model["source"] != "hf" or len(model["revision"]) == 40
+    paper = validate(yaml.safe_load((root / "config" / "experiments" / "paper-a.yaml").read_text()))
+    vlm = paper["models"]["qwen2-vl-2b"]
+    assert vlm["mmproj"]["source"] == "hf" and "mmproj" in vlm["mmproj"]["filename"]
 
 
 def test_model_ladder_must_name_defined_schemes():

@@ -15,7 +15,7 @@ from edgelaw.errors import EdgelawError
 from edgelaw.fit import LAWS
 from edgelaw.figures import FIGURES
 
-from conftest import TINY_QUALITY, tiny_config
+from conftest import TINY_QUALITY, tiny_config, vlm_model
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +25,8 @@ def report_config(**extra):
     config["quality"]["prompts"] = None
     config["quality"]["max_answer_tokens"] = 4
     config["bench"]["prompt_tokens"] = [16, 48, 96]
+    config["models"]["vlm"] = vlm_model(64, schemes=["F16"])
+    config["bench"]["resolution"] = {"long_sides": [64, 128, 192, 256, 384, 512, 768], "n_gen": 2}
     return config
 
 
@@ -67,6 +69,7 @@ def test_report_has_every_figure_and_a_summary(finished):
         assert (out / f"{name}.png").stat().st_size > 1000 and (out / f"{name}.svg").stat().st_size > 1000
     summary = (out / "summary.md").read_text()
     assert "Cost is linear in prompt tokens" in summary and "tiny" in summary and "Q4_K_M vs" in summary
+    assert "vlm/F16, main series: cpu_core_s is flat above" in summary and "the clamp is at 50,176 px" in summary
 
 
 def test_the_page_loads_in_chromium_with_every_figure(finished):

@@ -68,6 +68,50 @@ def test_hf_wrong_checksum(tmp_path, hub, tiny_gguf):
     assert not (out / "base.gguf").exists() and not (out / "base.json").exists()
 
 
+def test_hf_without_a_sha256_is_checked_against_the_hubs(tmp_path, hub, tiny_gguf):
+    spec = hf_spec(tiny_gguf)
+    del spec["sha256"]
+    proc, out = fetch(tmp_path, "tiny", spec, hf_env(tmp_path, hub.endpoint, SECRET))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((out / "base.json").read_text())["source_info"]
+    assert info["sha256"] == sha256_file(tiny_gguf) and info["sha256_from"] == "hub"
+    assert "write it in the config as sha256" in (tmp_path / "tiny.log").read_text()
+
+
+def test_hf_without_a_sha256_still_catches_a_corrupted_transfer(tmp_path, tiny_gguf):
+    body = tiny_gguf.read_bytes()
+    corrupted = body[:-1] + bytes([body[-1] ^ 1])
+    with Hub() as hub:
+        hub.add("edge/tiny-GGUF", COMMIT, {"tiny-f16.gguf": body}, served={"tiny-f16.gguf": corrupted})
+        spec = hf_spec(tiny_gguf)
+        del spec["sha256"]
+        proc, out = fetch(tmp_path, "tiny", spec, hf_env(tmp_path, hub.endpoint))
+    assert proc.returncode == 2
+    assert "model tiny: sha256 mismatch for tiny-f16.gguf" in proc.stderr
+    assert not (out / "base.gguf").exists()
+
+
+def test_a_vlm_projector_comes_from_the_hub_too(tmp_path, tiny_gguf):
+    from edgelaw.sources import materialize
+    from edgelaw.sources.synthetic_vision import write
+
+    from conftest import TINY_PROJECTOR, TINY_VLM
+
+    materialize("vlm", {"source": "synthetic", "synthetic": TINY_VLM}, tmp_path / "base.gguf", tmp_path / "base.json")
+    write({**TINY_PROJECTOR, "patch_size": 14, "image_size": 560, "seed": 0}, 256, tmp_path / "served.gguf")
+    with Hub() as hub:
+        hub.add("edge/vlm-GGUF", COMMIT, {"mmproj-f16.gguf": (tmp_path / "served.gguf").read_bytes()})
+        spec = {"source": "hf", "repo_id": "edge/vlm-GGUF", "filename": "mmproj-f16.gguf", "revision": COMMIT}
+        cmd = [sys.executable, "-m", "edgelaw", "fetch-mmproj", "--model", "vlm", "--spec", json.dumps(spec),
+               "--language", str(tmp_path / "base.gguf"), "--out-gguf", str(tmp_path / "out/mmproj.gguf"),
+               "--out-json", str(tmp_path / "out/mmproj.json")]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **hf_env(tmp_path, hub.endpoint)})
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "out/mmproj.json").read_text())
+    assert record["projector_type"] == "qwen2vl_merger" and record["projection_dim"] == 256
+    assert record["source_info"]["sha256_from"] == "hub" and record["patch_size"] == 14 and record["merge"] == 2
+
+
 def test_hf_missing_file(tmp_path, hub, tiny_gguf):
     proc, _ = fetch(tmp_path, "tiny", hf_spec(tiny_gguf, filename="nope.gguf"), hf_env(tmp_path, hub.endpoint, SECRET))
     assert proc.returncode == 2

@@ -2,9 +2,10 @@
 
 import shutil
 
+import pandas as pd
 import pytest
 
-from conftest import ROOT, Workflow, tiny_config
+from conftest import ROOT, Workflow, tiny_config, vlm_model
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +114,26 @@ def test_a_failing_scheme_names_itself_and_loses_nothing(workflow):
     del config["schemes"]["IQ2_XXS"]
     workflow.write_config(config)
     assert workflow.dry_run_jobs() == {"laws": 1, "report": 1, "all": 1}  # they waited for the failed scheme
+
+
+def test_a_vlm_gets_its_projector_and_moving_its_clamp_reruns_only_its_sweep(workflow):
+    config = tiny_config()
+    config["models"]["vlm"] = vlm_model(64, schemes=["F16"])
+    config["bench"]["resolution"] = {"long_sides": [64, 256], "square": False, "n_gen": 2}
+    workflow.write_config(config)
+    jobs = workflow.dry_run_jobs()
+    assert jobs["fetch_mmproj"] == 1 and jobs["fetch_model"] == 2 and jobs["bench"] == 3 + 1
+    workflow.run()
+    runs = pd.read_parquet(workflow.workdir / "results/auto/runs/vlm/F16/resolution.parquet")
+    assert (runs["status"] == "ok").all() and set(runs["nominal_w"]) == {64, 256}
+    assert workflow.read_json("resources/models/vlm/mmproj.json")["projector_type"] == "qwen2vl_merger"
+    config["models"]["vlm"]["image_max_tokens"] = 32
+    workflow.write_config(config)
+    assert workflow.dry_run_jobs() == {"bench": 1, "laws": 1, "report": 1, "all": 1}
+    config["bench"]["resolution"]["n_gen"] = 3  # a resolution setting: the token sweeps stay
+    workflow.write_config(config)
+    assert workflow.dry_run_jobs() == {"bench": 1, "laws": 1, "report": 1, "all": 1}
+    config["bench"]["prompt_tokens"] = [16, 32]  # a token-sweep setting: the three token sweeps rerun
+    workflow.write_config(config)
+    # (+1: the VLM's sweep is still out of date from the changes above, which were only dry runs)
+    assert workflow.dry_run_jobs() == {"bench": 3 + 1, "laws": 1, "report": 1, "all": 1}

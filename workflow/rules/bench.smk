@@ -29,7 +29,9 @@ rule bench:
         profile=profile_json(),
         n_threads=bench_threads(),
         clamp=clamp_json,
-        mmproj=lambda wildcards, input: f"--mmproj {input.mmproj}" if input.mmproj else "",
+        mmproj=lambda wildcards, input: (
+            f"--mmproj {input.mmproj}" if input.mmproj else ""
+        ),
         edgelaw=EDGELAW,
     shell:
         "{params.edgelaw} --log {log} bench --device {wildcards.device}"
