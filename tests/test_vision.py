@@ -57,6 +57,9 @@ def test_images_are_preprocessed_to_the_family_grid_and_clamped(vlm, tmp_path):
     assert (big["effective_pixels"] < big["x"] / 10).all()  # scaled down to the clamp
     assert (runs["n_prompt_tokens"] > runs["image_tokens"]).all()  # the question and chat frame around it
     assert (runs["cpu_core_s_counter"] > 0).all() and (runs["encode_s"] > 0).all()
+    assert laws.at_tokens(runs, None) == 0  # a VLM-only experiment still fits its knee
+    with pytest.raises(EdgelawError, match="no successful runs"):
+        laws.at_tokens(runs.assign(status="error"), None)
 
 
 def test_the_fitted_knee_lands_at_the_clamp_and_moves_with_it(vlm, tmp_path):

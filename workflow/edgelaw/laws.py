@@ -57,7 +57,9 @@ def ok_runs(runs: pd.DataFrame, workload: str) -> pd.DataFrame:
 def at_tokens(runs: pd.DataFrame, wanted: int | None) -> int:
     tokens = ok_runs(runs, "tokens")
     if tokens.empty:
-        raise EdgelawError("no successful token-sweep runs to fit; check the bench jobs' logs")
+        if len(ok_runs(runs, "resolution")):
+            return 0  # a VLM-only experiment: no token-sweep tables, the knee still fits
+        raise EdgelawError("no successful runs to fit; check the bench jobs' logs")
     if wanted is None:
         return int(tokens["x"].max())
     if wanted not in set(tokens["x"]):
