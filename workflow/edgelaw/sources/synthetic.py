@@ -120,15 +120,20 @@ def write(spec: dict, dest: str | os.PathLike) -> dict:
     n_vocab = _add_tokenizer(writer, gguf)
     writer.add_vocab_size(n_vocab)
 
-    shapes = list(tensor_shapes(spec, n_vocab))
+    write_tensors(writer, list(tensor_shapes(spec, n_vocab)), _tensor, spec["seed"])
+    return {"kind": "synthetic", "spec": spec, "dequantized": False}
+
+
+def write_tensors(writer, shapes: list[tuple[str, tuple[int, ...]]], make, seed: int) -> None:
+    """Stream seeded tensors into `writer` (F32 vectors, F16 matrices) and close it: `make(rng, name,
+    shape)` gives each one in file order, so no more than one tensor is in memory at a time."""
     for name, shape in shapes:
         dtype = np.dtype(np.float32 if len(shape) == 1 else np.float16)
         writer.add_tensor_info(name, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    rng = np.random.default_rng(spec["seed"])
+    rng = np.random.default_rng(seed)
     for name, shape in shapes:
-        writer.write_tensor_data(_tensor(rng, name, shape))
+        writer.write_tensor_data(make(rng, name, shape))
     writer.close()
-    return {"kind": "synthetic", "spec": spec, "dequantized": False}

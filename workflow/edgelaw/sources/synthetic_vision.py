@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import EdgelawError
+from .synthetic import write_tensors
 
 PROJECTORS = {"qwen2vl": "qwen2vl_merger"}
 # Qwen2-VL's preprocessor_config.json: OpenAI CLIP's normalisation.
@@ -93,15 +94,5 @@ def write(spec: dict, projection_dim: int, dest: str | os.PathLike) -> dict:
     writer.add_vision_image_mean(IMAGE_MEAN)
     writer.add_vision_image_std(IMAGE_STD)
 
-    shapes = list(tensor_shapes(spec, projection_dim))
-    for name, shape in shapes:
-        dtype = np.dtype(np.float32 if len(shape) == 1 else np.float16)
-        writer.add_tensor_info(name, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    rng = np.random.default_rng(spec["seed"])
-    for name, shape in shapes:
-        writer.write_tensor_data(_tensor(rng, name, shape))
-    writer.close()
+    write_tensors(writer, list(tensor_shapes(spec, projection_dim)), _tensor, spec["seed"])
     return {"kind": "synthetic", "spec": spec, "projection_dim": projection_dim}
