@@ -36,6 +36,7 @@ class Answerer:
         self.ctx = new_context(self.model, what, self.n_ctx, threads)
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.max_tokens = max_tokens
+        self.template = ll.llama_model_chat_template(self.model, None)
         self.sampler = greedy_sampler()
 
     @property
@@ -43,7 +44,7 @@ class Answerer:
         return "chat_template" if self._chat("probe") is not None else "plain"
 
     def _chat(self, content: str) -> str | None:
-        return chat_prompt(self.model, content)
+        return chat_prompt(self.template, content)
 
     def frame(self, prompt: str) -> str:
         return self._chat(prompt) or PLAIN_FRAME.format(prompt=prompt)

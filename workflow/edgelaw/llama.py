@@ -76,10 +76,10 @@ def tokenize(vocab, text: str, add_special: bool, parse_special: bool = False) -
     return list(buf[:n])
 
 
-def chat_prompt(model, content: str) -> str | None:
-    """The model's chat template applied to one user turn, or None where llama.cpp does not know it."""
+def chat_prompt(template: bytes | None, content: str) -> str | None:
+    """A chat template (`llama_model_chat_template`) applied to one user turn, or None where there is
+    none or llama.cpp does not know it."""
     ll = lib()
-    template = ll.llama_model_chat_template(model, None)
     if not template:
         return None
     msgs = (ll.llama_chat_message * 1)(ll.llama_chat_message(b"user", content.encode()))

@@ -83,7 +83,8 @@ def _image_runner(engine: Engine, vision: dict, threads: int):
     mtmd_cpp.mtmd_helper_log_set(_silence, ctypes.c_void_p(0))  # libmtmd logs every image otherwise
     projector = Projector(engine, vision["mmproj"], threads, vision["max_tokens"], vision["min_tokens"])
     content = images.load(vision["image"])
-    prompt = chat_prompt(engine.model, "{image}" + vision["question"]) or "{image}" + vision["question"]
+    template = engine.ll.llama_model_chat_template(engine.model, None)
+    prompt = chat_prompt(template, "{image}" + vision["question"]) or "{image}" + vision["question"]
 
     def run(point: dict, events) -> dict:
         rgb = images.render(content, point["w"], point["h"])
