@@ -129,8 +129,9 @@ def idle_baseline(df: pd.DataFrame, t0: float, t1: float, counter: bool) -> dict
 class Batch:
     """Runs the schedule through one or more workers while the sampler records."""
 
-    def __init__(self, gguf: str, threads: int, settings: Settings, label: str, vision: dict | None = None):
+    def __init__(self, gguf: str, threads: int, settings: Settings, label: str, n_ctx: int, vision: dict | None = None):
         self.gguf, self.threads, self.s, self.label, self.vision = gguf, threads, settings, label, vision
+        self.n_ctx = n_ctx
         self.events: list[tuple[str, dict]] = []
         self.crashed: dict[str, str] = {}
         self.fatal: str | None = None
@@ -142,8 +143,7 @@ class Batch:
         ctx = mp.get_context("spawn")
         while remaining:
             parent, child = ctx.Pipe(duplex=False)
-            n_ctx = self.s.n_ctx(self.vision["n_ctx_tokens"] if self.vision else None)
-            args = (child, self.gguf, self.threads, n_ctx, self.s.n_batch, self.s.n_ubatch, self.s.repack, corpus,
+            args = (child, self.gguf, self.threads, self.n_ctx, self.s.n_batch, self.s.n_ubatch, self.s.repack, corpus,
                     remaining, self.s.settle_seconds, self.vision)
             proc = ctx.Process(target=worker.main, args=args, daemon=True)
             proc.start()
@@ -344,15 +344,22 @@ def vision_setup(model: str, gguf: str, mmproj: str | None, clamp: dict, setting
     check_pair(info, gguf, model)
     max_tokens, min_tokens = clamp.get("image_max_tokens"), clamp.get("image_min_tokens")
     check_clamp(info, max_tokens, min_tokens, model)
-    images.load(settings.resolution["image"])  # an unreadable image fails here, before the model loads
-    clamp_tokens = info.clamp_tokens(max_tokens)
-    largest = max(w * h for _, w, h in images.sizes(**{k: settings.resolution[k] for k in ("long_sides", "aspect", "square")}))
-    # Without a clamp (a family that resizes to a fixed size) the largest image bounds the tokens.
-    n_ctx_tokens = clamp_tokens or largest // (info.token_side ** 2) + 1
+    if settings.resolution["image"]:
+        images.load(settings.resolution["image"])  # an unreadable image fails here, before the model loads
     vision = {"mmproj": mmproj, "max_tokens": max_tokens, "min_tokens": min_tokens, "image": settings.resolution["image"],
-              "question": settings.resolution["question"], "n_ctx_tokens": n_ctx_tokens}
-    geometry = {"token_side": info.token_side, "clamp_tokens": clamp_tokens, "projector_type": info.projector_type}
+              "question": settings.resolution["question"]}
+    geometry = {"token_side": info.token_side, "clamp_tokens": info.clamp_tokens(max_tokens),
+                "projector_type": info.projector_type}
     return vision, geometry
+
+
+def context_size(settings: Settings, points: list[dict], geometry: dict | None) -> int:
+    """The worker's context: the longest prompt, or the most tokens an image of the sweep can become
+    (the clamp; without one, e.g. a family that resizes to a fixed size, the largest image bounds it)."""
+    if geometry is None:
+        return settings.n_ctx()
+    largest = max(p["x"] for p in points) // geometry["token_side"] ** 2 + 1
+    return settings.n_ctx(geometry["clamp_tokens"] or largest)
 
 
 def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, quant_meta: dict, workload: str,
@@ -365,7 +372,7 @@ def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, qu
         vision, geometry = vision_setup(model, gguf, mmproj, clamp or {}, settings)
     label = f"{model} {quant} {workload}"
     points = schedule(settings, workload)
-    batch = Batch(gguf, threads, settings, label, vision)
+    batch = Batch(gguf, threads, settings, label, context_size(settings, points, geometry), vision)
     origin = time.monotonic()
     with sampling(profile, settings.sample_hz) as (sampler, source):
         say(f"{label}: idle baseline {settings.idle_seconds:.0f} s (power source: {source.name}), then "

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 from .fit import hinge  # noqa: E402
-from .laws import knee_law as knee_law_name  # noqa: E402
+from .laws import knee_law  # noqa: E402
 
 FIGURES = ["cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "pareto", "roofline", "comparisons", "knee"]
 LABELS = {
@@ -198,7 +198,7 @@ def knee(runs: pd.DataFrame, laws: pd.DataFrame):
             color, marker = f"C{i}", "os"[i % 2]
             mean = gs.groupby("x")["cpu_core_s"].mean()
             ax_n.plot(mean.index, mean.values, marker, color=color, label=f"{series} (mean of reps)")
-            p = _law(laws, knee_law_name(series), "cpu_core_s", model, quant)
+            p = _law(laws, knee_law(series), "cpu_core_s", model, quant)
             if p:
                 xs = np.geomspace(mean.index.min(), mean.index.max(), 300)
                 ax_n.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", color=color, lw=1)

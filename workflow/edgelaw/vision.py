@@ -17,9 +17,9 @@ from .errors import EdgelawError
 from .llama import lib
 
 # Projector families whose preprocessing clamps the image between a minimum and a maximum number of
-# tokens, with llama.cpp's defaults (tools/mtmd/clip.cpp); for these, image_max_tokens moves the clamp.
-CLAMPED_FAMILIES = {"qwen2vl_merger": (8, 4096), "qwen2.5vl_merger": (8, 4096), "qwen3vl_merger": (8, 4096)}
-DEFAULT_MERGE = {"qwen2vl_merger": 2, "qwen2.5vl_merger": 2, "qwen3vl_merger": 2}
+# tokens, with llama.cpp's default maximum (tools/mtmd/clip.cpp); for these, image_max_tokens moves the
+# clamp. All of them merge 2x2 patches into one token unless the GGUF says otherwise.
+CLAMPED_FAMILIES = {"qwen2vl_merger": 4096, "qwen2.5vl_merger": 4096, "qwen3vl_merger": 4096}
 
 
 @dataclass
@@ -37,9 +37,7 @@ class ProjectorInfo:
 
     def clamp_tokens(self, max_tokens: int | None) -> int | None:
         """The maximum image tokens in force: the configured one, else the family's default."""
-        if max_tokens:
-            return max_tokens
-        return CLAMPED_FAMILIES.get(self.projector_type, (None, None))[1]
+        return max_tokens or CLAMPED_FAMILIES.get(self.projector_type)
 
 
 def projector_info(path: str, model: str) -> ProjectorInfo:
@@ -58,16 +56,22 @@ def projector_info(path: str, model: str) -> ProjectorInfo:
         projector_type=str(kind),
         projection_dim=int(ggufio.field_value(reader, "clip.vision.projection_dim", 0)),
         patch_size=int(ggufio.field_value(reader, "clip.vision.patch_size", 0)),
-        merge=int(ggufio.field_value(reader, "clip.vision.spatial_merge_size", DEFAULT_MERGE.get(kind, 1))),
+        merge=int(ggufio.field_value(reader, "clip.vision.spatial_merge_size", 2 if kind in CLAMPED_FAMILIES else 1)),
     )
+
+
+def text_width(language_gguf: str, model: str) -> tuple[str, int | None]:
+    """The language model's architecture and embedding width: the width its projector must emit."""
+    reader = ggufio.open_gguf(language_gguf, f"model {model}")
+    arch = ggufio.field_value(reader, "general.architecture")
+    n_embd = ggufio.field_value(reader, f"{arch}.embedding_length")
+    return arch, None if n_embd is None else int(n_embd)
 
 
 def check_pair(info: ProjectorInfo, language_gguf: str, model: str) -> None:
     """The projector must emit embeddings of the language model's width, or the two are not a pair."""
-    reader = ggufio.open_gguf(language_gguf, f"model {model}")
-    arch = ggufio.field_value(reader, "general.architecture")
-    n_embd = ggufio.field_value(reader, f"{arch}.embedding_length")
-    if n_embd is not None and info.projection_dim != int(n_embd):
+    arch, n_embd = text_width(language_gguf, model)
+    if n_embd is not None and info.projection_dim != n_embd:
         raise EdgelawError(
             f"model {model}: the projector {info.path} emits {info.projection_dim}-wide embeddings but the "
             f"language model {language_gguf} ({arch}) is {n_embd} wide: they are not a pair; "
@@ -188,9 +192,3 @@ class Projector:
             "grid_y": int(mt.mtmd_image_tokens_get_ny(image)),
             "encode_s": encode_s,
         }
-
-    def close(self) -> None:
-        if self.ctx:
-            self.mt.mtmd_free(self.ctx)
-            lib().llama_batch_free(self.batch)
-            self.ctx = None

@@ -89,7 +89,7 @@ def materialize_projector(name: str, spec: dict, language_gguf: str | os.PathLik
                           out_json: str | os.PathLike) -> dict:
     """Fetch model `name`'s vision projector (models.<name>.mmproj), check that it pairs with the
     language model, and write it as is (projectors are not quantized along the ladder) with its json."""
-    from ..vision import check_pair, projector_info
+    from ..vision import check_pair, projector_info, text_width
 
     source = spec["source"]
     what = f"{name}.mmproj"
@@ -101,9 +101,7 @@ def materialize_projector(name: str, spec: dict, language_gguf: str | os.PathLik
         if source == "synthetic":
             raw = Path(tmp) / "mmproj.gguf"
             # A synthetic projector is made for its language model: it projects to that model's width.
-            reader = ggufio.open_gguf(language_gguf, f"model {name}")
-            arch = ggufio.field_value(reader, "general.architecture")
-            n_embd = spec["synthetic"].get("projection_dim") or ggufio.field_value(reader, f"{arch}.embedding_length")
+            n_embd = spec["synthetic"].get("projection_dim") or text_width(str(language_gguf), name)[1]
             info = synthetic_vision.write(spec["synthetic"], int(n_embd), raw)
         else:
             raw, info = SOURCES[source](what, spec, Path(tmp))
