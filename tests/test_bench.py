@@ -106,3 +106,16 @@ def test_changing_the_sweep_reruns_only_the_bench(workflow):
     config["schemes"]["Q6_K"] = {"ftype": "Q6_K"}
     workflow.write_config(config)
     assert workflow.dry_run_jobs() == {"bench": 3, "quantize": 1, "laws": 1, "report": 1, "all": 1}
+
+
+def test_the_worker_decodes_on_a_persistent_threadpool(tiny_gguf):
+    from edgelaw.worker import Engine
+
+    engine = Engine(str(tiny_gguf), 2, 256, 2048, 512)
+    assert engine.threadpool  # attached once, as llama-bench does, not made and freed per decoded token
+    tokens = engine.tokenize("the quick brown fox jumps over the lazy dog " * 8)
+    arr = (engine.ll.llama_token * len(tokens))(*tokens)
+    seen = []
+    for _ in range(2):
+        engine.run(arr, 32, 8, seen.append)
+    assert seen == ["start", "first_token", "end"] * 2

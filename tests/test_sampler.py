@@ -38,3 +38,29 @@ def test_auc_of_a_busy_process_matches_its_cpu_counter(hz):
     achieved = (len(df) - 1) / (df["t"].iloc[-1] - df["t"].iloc[0])
     assert achieved == pytest.approx(hz, rel=0.1)
     assert df["rss_bytes"].max() > 1e6 and (df["power_w"] >= 1).all()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_procfs_counters_agree_with_psutil():
+    from edgelaw.sampler import ProcfsCounters, PsutilCounters
+
+    proc = subprocess.Popen([sys.executable, "-c", BUSY.format(s=0.5)], stdout=subprocess.PIPE, text=True)
+    fast, ref = ProcfsCounters(), PsutilCounters()
+    fast.attach(proc.pid)
+    ref.attach(proc.pid)
+    try:
+        for _ in range(5):
+            (cpu_a, rss_a), (cpu_b, rss_b) = fast.process(), ref.process()
+            (busy_a, total_a, used_a), (busy_b, total_b, used_b) = fast.system(), ref.system()
+            assert cpu_a == pytest.approx(cpu_b, abs=0.03)
+            assert rss_a == pytest.approx(rss_b, rel=0.05)
+            assert total_a == pytest.approx(total_b, abs=0.1) and busy_a == pytest.approx(busy_b, abs=0.1)
+            assert used_a == pytest.approx(used_b, rel=0.02)
+            time.sleep(0.05)
+        assert cpu_a > 0 and rss_a > 1e6
+        proc.wait()
+        assert all(x != x for x in fast.process())  # reaped: NaN, not an error
+        with pytest.raises(psutil.NoSuchProcess):
+            fast.attach(proc.pid)
+    finally:
+        fast.close()

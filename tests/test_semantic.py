@@ -46,6 +46,16 @@ def test_answers_are_framed_by_the_chat_template_or_plainly_and_repeatable(tiny_
         Answerer(str(tiny_gguf), 2, 5000, "model tiny")
 
 
+def test_a_batch_of_prompts_is_answered_whole_and_repeatably(tiny_gguf):
+    prompts = ["What is the Moon?", "Why is the sky blue?", "Name a prime number.", "What is rain?", "Hello?"]
+    a = Answerer(str(tiny_gguf), 2, 6, "model tiny", batch=2)  # three batches: 2 + 2 + 1
+    first, again = a.answer_all(prompts), a.answer_all(prompts)
+    assert first == again and len(first) == len(prompts)
+    assert all(ans.n_tokens <= 6 for ans in first) and any(ans.n_tokens > 0 for ans in first)
+    # every sequence got its own prompt: prompt lengths are those of each prompt framed alone
+    assert [ans.prompt_tokens for ans in first] == [a.answer(p).prompt_tokens for p in prompts]
+
+
 @pytest.mark.slow
 def test_smollm2_answers_through_its_chat_template(smollm2):
     a = Answerer(str(smollm2 / "base.gguf"), 2, 32, "smollm2 base")

@@ -3,6 +3,11 @@
 The prompt goes through the model's own chat template when the GGUF carries one llama.cpp knows
 (SmolLM2-Instruct: ChatML); otherwise a plain "Question: ... Answer:" frame. Decoding is greedy and
 stops at end-of-generation or after `max_tokens`, so two runs of the same GGUF give the same text.
+
+Prompts are answered BATCH at a time, as parallel sequences of one context: every decode step reads
+the weights once for all of them, several times faster than one prompt after another on a CPU. A
+batch's matrix products round differently from one sequence's, so an answer can differ from the one
+the same prompt gets alone (rarely, at a near tie); it does not change between runs.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from .errors import EdgelawError
 from .llama import chat_prompt, greedy_sampler, lib, load_model, new_context, tokenize
 
 PLAIN_FRAME = "Question: {prompt}\nAnswer:"
+BATCH = 16  # prompts answered together; the KV cache holds BATCH x n_ctx tokens
 
 
 @dataclass
@@ -24,20 +30,21 @@ class Answer:
 
 
 class Answerer:
-    def __init__(self, path: str, threads: int, max_tokens: int, what: str, n_ctx: int = 1024):
+    def __init__(self, path: str, threads: int, max_tokens: int, what: str, n_ctx: int = 1024, batch: int = BATCH):
         self.ll = ll = lib()
         self.what = what
         self.model = load_model(path, what)
-        self.n_ctx = min(n_ctx, ll.llama_model_n_ctx_train(self.model))
+        self.n_ctx = min(n_ctx, ll.llama_model_n_ctx_train(self.model))  # per prompt
         if max_tokens >= self.n_ctx:
             raise EdgelawError(
                 f"{what}: quality.max_answer_tokens {max_tokens} does not fit the model's context of {self.n_ctx}; lower it"
             )
-        self.ctx = new_context(self.model, what, self.n_ctx, threads)
+        self.batch = batch
+        self.ctx = new_context(self.model, what, self.n_ctx * batch, threads, n_seq_max=batch)
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.max_tokens = max_tokens
         self.template = ll.llama_model_chat_template(self.model, None)
-        self.sampler = greedy_sampler()
+        self.sampler = greedy_sampler()  # greedy keeps no state: one sampler serves every sequence
 
     @property
     def prompt_format(self) -> str:
@@ -50,32 +57,73 @@ class Answerer:
         return self._chat(prompt) or PLAIN_FRAME.format(prompt=prompt)
 
     def answer(self, prompt: str) -> Answer:
-        ll = self.ll
+        return self.answer_all([prompt])[0]
+
+    def answer_all(self, prompts: list[str]) -> list[Answer]:
+        answers = []
+        for i in range(0, len(prompts), self.batch):
+            answers += self._answer_batch(prompts[i:i + self.batch])
+        return answers
+
+    def _tokens(self, prompt: str) -> list[int]:
         tokens = tokenize(self.vocab, self.frame(prompt), add_special=True, parse_special=True)
         if len(tokens) + self.max_tokens > self.n_ctx:
             raise EdgelawError(
                 f"{self.what}: a prompt of {len(tokens)} tokens plus {self.max_tokens} answer tokens exceeds the "
                 f"context of {self.n_ctx}; shorten the prompt or lower quality.max_answer_tokens"
             )
-        ll.llama_memory_clear(ll.llama_get_memory(self.ctx), True)
-        ll.llama_sampler_reset(self.sampler)
-        arr = (ll.llama_token * len(tokens))(*tokens)
-        self._decode(arr, len(tokens))
-        out = bytearray()
-        n = 0
-        piece = ctypes.create_string_buffer(256)
-        one = (ll.llama_token * 1)()
-        while n < self.max_tokens:
-            tok = ll.llama_sampler_sample(self.sampler, self.ctx, -1)
-            if ll.llama_vocab_is_eog(self.vocab, tok):
-                break
-            n += 1
-            k = ll.llama_token_to_piece(self.vocab, tok, piece, len(piece), 0, False)
-            out += piece.raw[:max(k, 0)]
-            one[0] = tok
-            self._decode(one, 1)
-        return Answer(out.decode("utf-8", "replace").strip(), n, len(tokens))
+        return tokens
 
-    def _decode(self, arr, n: int) -> None:
-        if self.ll.llama_decode(self.ctx, self.ll.llama_batch_get_one(arr, n)) != 0:
+    def _answer_batch(self, prompts: list[str]) -> list[Answer]:
+        ll = self.ll
+        prompt_tokens = [self._tokens(p) for p in prompts]
+        ll.llama_memory_clear(ll.llama_get_memory(self.ctx), True)
+        batch = ll.llama_batch_init(sum(len(t) for t in prompt_tokens), 0, 1)
+        try:
+            # All prompts in one batch, sequence s at positions 0.., logits at each prompt's last token.
+            row = {}
+            for s, tokens in enumerate(prompt_tokens):
+                for pos, tok in enumerate(tokens):
+                    row[s] = self._put(batch, batch.n_tokens, tok, pos, s, pos == len(tokens) - 1)
+            self._decode(batch)
+            texts = [bytearray() for _ in prompts]
+            counts = [0] * len(prompts)
+            positions = [len(t) for t in prompt_tokens]
+            piece = ctypes.create_string_buffer(256)
+            active = list(range(len(prompts)))
+            while active:
+                step = []
+                for s in active:
+                    tok = ll.llama_sampler_sample(self.sampler, self.ctx, row[s])
+                    if ll.llama_vocab_is_eog(self.vocab, tok):
+                        continue
+                    counts[s] += 1
+                    k = ll.llama_token_to_piece(self.vocab, tok, piece, len(piece), 0, False)
+                    texts[s] += piece.raw[:max(k, 0)]
+                    if counts[s] < self.max_tokens:
+                        step.append((s, tok))
+                # One decode step for every answer still going.
+                batch.n_tokens = 0
+                for s, tok in step:
+                    row[s] = self._put(batch, batch.n_tokens, tok, positions[s], s, True)
+                    positions[s] += 1
+                if step:
+                    self._decode(batch)
+                active = [s for s, _ in step]
+        finally:
+            ll.llama_batch_free(batch)
+        return [Answer(t.decode("utf-8", "replace").strip(), n, len(p)) for t, n, p in zip(texts, counts, prompt_tokens)]
+
+    @staticmethod
+    def _put(batch, i: int, tok: int, pos: int, seq: int, logits: bool) -> int:
+        batch.token[i] = tok
+        batch.pos[i] = pos
+        batch.n_seq_id[i] = 1
+        batch.seq_id[i][0] = seq
+        batch.logits[i] = logits
+        batch.n_tokens = i + 1
+        return i
+
+    def _decode(self, batch) -> None:
+        if self.ll.llama_decode(self.ctx, batch) != 0:
             raise EdgelawError(f"{self.what}: llama_decode failed while answering (out of memory?)")

@@ -41,11 +41,14 @@ def load_model(path: str, what: str, repack: bool = True):
 
 
 def new_context(model, what: str, n_ctx: int, threads: int, n_batch: int | None = None,
-                n_ubatch: int | None = None, fix: str = ""):
-    """A CPU-only context (no KV or op offload) of n_ctx tokens; raise naming `what` if llama.cpp cannot."""
+                n_ubatch: int | None = None, fix: str = "", n_seq_max: int = 1):
+    """A CPU-only context (no KV or op offload) of n_ctx tokens; raise naming `what` if llama.cpp cannot.
+    With n_seq_max > 1, each sequence has its own n_ctx / n_seq_max cells of the KV cache."""
     ll = lib()
     cparams = ll.llama_context_default_params()
     cparams.n_ctx = n_ctx
+    cparams.n_seq_max = n_seq_max
+    cparams.kv_unified = False  # independent prompts: each attends to its own cells only
     cparams.n_batch = n_batch or n_ctx
     if n_ubatch:
         cparams.n_ubatch = n_ubatch
@@ -57,6 +60,46 @@ def new_context(model, what: str, n_ctx: int, threads: int, n_batch: int | None 
     if not ctx:
         raise EdgelawError(f"{what}: llama.cpp could not create a context of {n_ctx} tokens (out of memory?){fix}")
     return ctx
+
+
+@lru_cache(maxsize=1)
+def _ggml_cpu():
+    """ggml's CPU backend library as llama-cpp-python ships it, or None where it is not found."""
+    from pathlib import Path
+
+    import llama_cpp.llama_cpp as bindings
+
+    libdir = Path(bindings.__file__).parent / "lib"
+    for name in ("libggml-cpu.so", "libggml-cpu.dylib", "ggml-cpu.dll"):
+        if (libdir / name).is_file():
+            cpu = ctypes.CDLL(str(libdir / name))
+            cpu.ggml_threadpool_params_init.argtypes = [ctypes.c_void_p, ctypes.c_int]
+            cpu.ggml_threadpool_new.argtypes = [ctypes.c_void_p]
+            cpu.ggml_threadpool_new.restype = ctypes.c_void_p
+            bindings._lib.llama_attach_threadpool.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+            bindings._lib.llama_attach_threadpool.restype = None
+            return cpu, bindings._lib
+    return None
+
+
+def attach_threadpool(ctx, threads: int) -> int | None:
+    """Give the context a persistent ggml threadpool with ggml's defaults, as llama-bench does.
+
+    Without one, ggml builds and frees a pool for every graph it computes, i.e. for every decoded
+    token; with it the worker's decode matches llama-bench's (bench/fidelity.py). The pool lives as
+    long as the process. Returns its handle, or None where the backend library is not found.
+    """
+    found = _ggml_cpu()
+    if found is None:
+        return None
+    cpu, llama = found
+    # ggml_threadpool_params_init fills the struct; a generous buffer keeps this independent of its layout.
+    params = ctypes.create_string_buffer(8192)
+    cpu.ggml_threadpool_params_init(params, threads)
+    pool = cpu.ggml_threadpool_new(params)
+    if pool:
+        llama.llama_attach_threadpool(ctx, pool, pool)
+    return pool
 
 
 def greedy_sampler():

@@ -81,7 +81,7 @@ def _answer(gguf: str, prompts: list[Prompt], s: QualitySettings, threads: int, 
         return [], 0.0
     t0 = time.monotonic()
     answerer = Answerer(gguf, threads, s.max_answer_tokens, what)
-    answers = [answerer.answer(p.prompt) for p in prompts]
+    answers = answerer.answer_all([p.prompt for p in prompts])
     return answers, time.monotonic() - t0
 
 

@@ -13,7 +13,7 @@ import ctypes
 import os
 import time
 
-from .llama import greedy_sampler, lib, load_model, new_context, tokenize
+from .llama import attach_threadpool, greedy_sampler, lib, load_model, new_context, tokenize
 
 # A test hook: the worker aborts (as a crash would) when it reaches this run_id.
 CRASH_ENV = "EDGELAW_CRASH_AT_RUN"
@@ -37,6 +37,7 @@ class Engine:
                 "lower bench.prompt_tokens or bench.n_gen"
             )
         self.ctx = new_context(self.model, "bench worker", n_ctx, threads, n_batch, n_ubatch)
+        self.threadpool = attach_threadpool(self.ctx, threads)
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.mem = ll.llama_get_memory(self.ctx)
         self.n_batch = n_batch
