@@ -9,7 +9,7 @@ sweep) with the sampler at that rate. Printed per rate:
 - AUC agreement: for every run, the CPU core-seconds integrated from the samples (cpu_core_s)
   against the OS counter the worker reads at the run's start and end (cpu_core_s_counter).
 
-    .venv/bin/python bench/sampler_overhead.py [--rates 20 50 100 200] [--reps 7]
+    .venv/bin/python bench/sampler_overhead.py [--rates 20 50 100 200] [--reps 8]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def run_at(rate: float, gguf: Path, reps: int, threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rates", type=float, nargs="+", default=[20, 50, 100, 200])
-    ap.add_argument("--reps", type=int, default=7, help="sweeps of 32/128/512-token prompts (7: about 30 s)")
+    ap.add_argument("--reps", type=int, default=8, help="sweeps of 32/128/512-token prompts (8: about 30 s)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gguf", type=Path, help="default: the default config's SmolLM2-135M Q4_K_M")
     a = ap.parse_args()
