@@ -19,7 +19,7 @@ from .errors import EdgelawError
 from .llama import chat_prompt, greedy_sampler, lib, load_model, new_context, tokenize
 
 PLAIN_FRAME = "Question: {prompt}\nAnswer:"
-BATCH = 16  # prompts answered together; the KV cache holds BATCH x n_ctx tokens
+BATCH = 16  # prompts answered together; the KV cache holds, per prompt, the longest prompt and its answer
 
 
 @dataclass
@@ -40,7 +40,9 @@ class Answerer:
                 f"{what}: quality.max_answer_tokens {max_tokens} does not fit the model's context of {self.n_ctx}; lower it"
             )
         self.batch = batch
-        self.ctx = new_context(self.model, what, self.n_ctx * batch, threads, n_seq_max=batch)
+        self.threads = threads
+        self.ctx = None
+        self.ctx_cells = 0
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.max_tokens = max_tokens
         self.template = ll.llama_model_chat_template(self.model, None)
@@ -74,9 +76,20 @@ class Answerer:
             )
         return tokens
 
+    def _context(self, cells: int):
+        """A context of `cells` KV cells per sequence, BATCH sequences; reused while large enough. Sized to
+        the prompts, not to n_ctx: a 7B model's KV cache for 16 x 1,024 tokens would be 8 GB."""
+        if cells > self.ctx_cells:
+            if self.ctx is not None:
+                self.ll.llama_free(self.ctx)
+            self.ctx = new_context(self.model, self.what, cells * self.batch, self.threads, n_seq_max=self.batch)
+            self.ctx_cells = cells
+        return self.ctx
+
     def _answer_batch(self, prompts: list[str]) -> list[Answer]:
         ll = self.ll
         prompt_tokens = [self._tokens(p) for p in prompts]
+        self._context(max(len(t) for t in prompt_tokens) + self.max_tokens)
         ll.llama_memory_clear(ll.llama_get_memory(self.ctx), True)
         batch = ll.llama_batch_init(sum(len(t) for t in prompt_tokens), 0, 1)
         try:
