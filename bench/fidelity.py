@@ -37,7 +37,7 @@ def default_ggufs() -> list[Path]:
         targets = [str(p.relative_to(ROOT)) for p in missing]
         print(f"making {', '.join(targets)} with snakemake", file=sys.stderr)
         snakemake = Path(sys.executable).with_name("snakemake")
-        subprocess.run([str(snakemake), "--cores", "2", "--quiet", "all", *targets], cwd=ROOT, check=True)
+        subprocess.run([str(snakemake), "--cores", "2", *targets], cwd=ROOT, check=True)
     return DEFAULT
 
 
@@ -55,37 +55,46 @@ def llama_bench(binary: Path, gguf: Path, threads: int, reps: int) -> dict[str, 
     return result
 
 
-def pipeline_defaults() -> dict:
-    """The bench section's defaults from the config schema: the worker runs as a default bench job does."""
+def pipeline_settings(**overrides):
+    """Settings of a default bench job (the schema's bench defaults), with `overrides`."""
+    from edgelaw.bench import Settings
     from edgelaw.config import load_schema
 
     props = load_schema()["properties"]["bench"]["properties"]
-    return {k: v["default"] for k, v in props.items() if "default" in v}
+    defaults = {k: v["default"] for k, v in props.items() if "default" in v and k in Settings.__dataclass_fields__}
+    return Settings.from_config({**defaults, **overrides})
+
+
+def measure_tokens(gguf: Path, settings, threads: int, log: Path):
+    """One token-sweep bench job through `edgelaw.bench.measure`: the runs table and the trace (its
+    progress lines go to `log`)."""
+    import pandas as pd
+
+    from edgelaw.bench import measure
+    from edgelaw.devices import resolve
+
+    meta_file = gguf.with_suffix(".json")
+    bpw = json.loads(meta_file.read_text()).get("bpw", float("nan")) if meta_file.is_file() else float("nan")
+    with tempfile.TemporaryDirectory() as tmp, open(log, "a") as out, contextlib.redirect_stderr(out):
+        runs = measure(device="bench", profile=resolve("auto", ROOT), model=gguf.parent.name, quant=gguf.stem,
+                       gguf=str(gguf), quant_meta={"bpw": bpw}, workload="tokens", settings=settings,
+                       threads=threads, out_trace=f"{tmp}/trace.parquet", out_runs=f"{tmp}/runs.parquet", provenance={})
+        trace = pd.read_parquet(f"{tmp}/trace.parquet")
+    return runs, trace
 
 
 def worker(gguf: Path, threads: int, reps: int, sample_hz: float) -> dict[str, list[float]]:
-    """tokens/s of each repetition, measured by the pipeline's own bench code."""
-    from edgelaw.bench import Settings, measure
-    from edgelaw.devices import resolve
-
-    profile = resolve("auto", ROOT)
-    meta = json.loads(gguf.with_suffix(".json").read_text()) if gguf.with_suffix(".json").is_file() else {}
-    d = pipeline_defaults()
+    """tokens/s of each repetition, measured by the pipeline's own bench code as a default job runs."""
     # idle baseline shortened: it only sets the baseline the AUCs subtract, not the speeds compared here
-    common = dict(repetitions=reps, warmup=d["warmup"], sample_hz=sample_hz, idle_seconds=0.5,
-                  settle_seconds=d["settle_seconds"], n_batch=d["n_batch"], n_ubatch=d["n_ubatch"], repack=d["repack"])
+    common = dict(repetitions=reps, sample_hz=sample_hz, idle_seconds=0.5)
     # pp512: the prompt's prefill (one token decoded after it, unused); tg128: 128 tokens after a 1-token prompt
-    sweeps = {"pp512": Settings(**common, prompt_tokens=[512], n_gen=1),
-              "tg128": Settings(**common, prompt_tokens=[1], n_gen=128)}
+    sweeps = {"pp512": pipeline_settings(**common, prompt_tokens=[512], n_gen=1),
+              "tg128": pipeline_settings(**common, prompt_tokens=[1], n_gen=128)}
     result = {}
-    with tempfile.TemporaryDirectory() as tmp, open(LOG, "a") as log, contextlib.redirect_stderr(log):
-        for name, settings in sweeps.items():
-            runs = measure(device="bench", profile=profile, model=gguf.stem, quant=gguf.stem, gguf=str(gguf),
-                           quant_meta={"bpw": meta.get("bpw", float("nan"))}, workload="tokens", settings=settings,
-                           threads=threads, out_trace=f"{tmp}/{name}.trace.parquet",
-                           out_runs=f"{tmp}/{name}.runs.parquet", provenance={})
-            ok = runs[runs["status"] == "ok"]
-            result[name] = list(ok["prefill_tps" if name.startswith("pp") else "decode_tps"])
+    for name, settings in sweeps.items():
+        runs, _ = measure_tokens(gguf, settings, threads, LOG)
+        ok = runs[runs["status"] == "ok"]
+        result[name] = list(ok["prefill_tps" if name.startswith("pp") else "decode_tps"])
     return result
 
 
@@ -106,7 +115,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from build_llama_bench import build, installed_version
 
-    a.sample_hz = a.sample_hz or pipeline_defaults()["sample_hz"]
+    a.sample_hz = a.sample_hz or pipeline_settings().sample_hz
     binary = build(installed_version())
     ggufs = a.gguf or default_ggufs()
     data = {(g, who, t): [] for g in ggufs for who in ("llama-bench", "worker") for t in TESTS}

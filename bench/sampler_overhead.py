@@ -15,25 +15,20 @@ sweep) with the sampler at that rate. Printed per rate:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fidelity import ROOT, default_ggufs, pipeline_defaults  # noqa: E402
+from fidelity import default_ggufs, measure_tokens, pipeline_settings  # noqa: E402
 
 LOG = HERE / ".cache" / "sampler_overhead.log"
 
 
 def run_at(rate: float, gguf: Path, reps: int, threads: int) -> dict:
-    import pandas as pd
-
     from edgelaw import bench
-    from edgelaw.devices import resolve
     from edgelaw.sampler import Sampler
 
     class TimedSampler(Sampler):
@@ -47,18 +42,10 @@ def run_at(rate: float, gguf: Path, reps: int, threads: int) -> dict:
             super()._loop()
             self.cpu_s, self.wall_s = time.thread_time() - c0, time.monotonic() - t0
 
-    d = pipeline_defaults()
-    settings = bench.Settings(repetitions=reps, warmup=d["warmup"], sample_hz=rate, idle_seconds=d["idle_seconds"],
-                              settle_seconds=d["settle_seconds"], n_batch=d["n_batch"], n_ubatch=d["n_ubatch"],
-                              prompt_tokens=[32, 128, 512], n_gen=d["n_gen"])
+    settings = pipeline_settings(repetitions=reps, sample_hz=rate, prompt_tokens=[32, 128, 512])
     original, bench.Sampler = bench.Sampler, TimedSampler
     try:
-        with tempfile.TemporaryDirectory() as tmp, open(LOG, "a") as log, contextlib.redirect_stderr(log):
-            runs = bench.measure(device="bench", profile=resolve("auto", ROOT), model="smollm2-135m", quant=gguf.stem,
-                                 gguf=str(gguf), quant_meta={"bpw": float("nan")}, workload="tokens",
-                                 settings=settings, threads=threads, out_trace=f"{tmp}/trace.parquet",
-                                 out_runs=f"{tmp}/runs.parquet", provenance={})
-            trace = pd.read_parquet(f"{tmp}/trace.parquet")
+        runs, trace = measure_tokens(gguf, settings, threads, LOG)
     finally:
         bench.Sampler = original
     s = TimedSampler.last

@@ -5,9 +5,11 @@ The prompt goes through the model's own chat template when the GGUF carries one 
 stops at end-of-generation or after `max_tokens`, so two runs of the same GGUF give the same text.
 
 Prompts are answered BATCH at a time, as parallel sequences of one context: every decode step reads
-the weights once for all of them, several times faster than one prompt after another on a CPU. A
-batch's matrix products round differently from one sequence's, so an answer can differ from the one
-the same prompt gets alone (rarely, at a near tie); it does not change between runs.
+the weights once for all of them (SmolLM2-135M, 24 prompts, 2 threads: 4.7 s instead of 10.6 s). A
+batch's matrix products round differently from one sequence's and greedy decoding carries a changed
+token on, so most answers differ from the ones the same prompts get one at a time (22 of 24 on
+SmolLM2 Q4_K_M, mostly after the first sentence); for a given GGUF and prompt set they do not change
+between runs.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The sampler: a thread beside the worker that reads CPU, memory and power at a fixed rate.
 
 It stores raw cumulative counters (CPU seconds of the worker and of the system) with a monotonic
-timestamp; rates are derived afterwards (`to_frame`), so that a late tick loses no CPU time.
+timestamp; rates are derived afterwards (`rates`), so that a late tick loses no CPU time.
 
 The sampler shares the CPU with the run it measures, so a sample must be cheap: on Linux the
-counters come straight from /proc through descriptors kept open (a few preads, ~30 us), with
-psutil's definitions; elsewhere from psutil (open, parse and close each file, ~100 us).
+counters come straight from /proc through descriptors kept open (a few preads: 24 us per sample on
+an idle machine), with psutil's definitions; elsewhere from psutil (open, parse and close each file:
+92 us). docs/performance.md has the figures under load.
 """
 
 from __future__ import annotations
