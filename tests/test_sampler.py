@@ -44,7 +44,11 @@ def test_auc_of_a_busy_process_matches_its_cpu_counter(hz):
 def test_procfs_counters_agree_with_psutil():
     from edgelaw.sampler import ProcfsCounters, PsutilCounters
 
-    proc = subprocess.Popen([sys.executable, "-c", BUSY.format(s=0.5)], stdout=subprocess.PIPE, text=True)
+    # The child says when it is up: while it is still exec'ing Python, its memory is being replaced
+    # and two reads a moment apart can see the old image and the new one.
+    proc = subprocess.Popen([sys.executable, "-c", "print('up', flush=True)\n" + BUSY.format(s=0.5)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "up"
     fast, ref = ProcfsCounters(), PsutilCounters()
     fast.attach(proc.pid)
     ref.attach(proc.pid)
