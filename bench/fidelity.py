@@ -135,14 +135,16 @@ def main() -> None:
                   file=sys.stderr)
     print(f"\nthreads {a.threads}, {a.rounds} rounds x {a.reps} reps, worker sampler at {a.sample_hz:g} Hz; "
           f"tokens/s, median [interquartile range] over all repetitions;\n"
-          f"ratio: median over rounds of (worker / llama-bench) within the round, [lowest-highest round]")
-    print(f"{'model':<20} {'test':<6} {'llama-bench':>23} {'worker':>23} {'ratio':>20}")
+          f"ratio: median over rounds of (worker / llama-bench) within the round, [lowest-highest round];\n"
+          f"best: the fastest repetition of each, compared (a neighbour only ever slows a run down)")
+    print(f"{'model':<20} {'test':<6} {'llama-bench':>23} {'worker':>23} {'ratio':>20} {'best':>6}")
     for g in ggufs:
         for t in TESTS:
             ref, ours = data[(g, "llama-bench", t)], data[(g, "worker", t)]
             rounds = paired[(g, t)]
             ratio = f"{statistics.median(rounds):.3f} [{min(rounds):.2f}-{max(rounds):.2f}]"
-            print(f"{g.parent.name + '/' + g.stem:<20} {t:<6} {summary(ref):>23} {summary(ours):>23} {ratio:>20}")
+            print(f"{g.parent.name + '/' + g.stem:<20} {t:<6} {summary(ref):>23} {summary(ours):>23} {ratio:>20} "
+                  f"{max(ours) / max(ref):6.3f}")
 
 
 if __name__ == "__main__":

@@ -119,3 +119,20 @@ def test_the_worker_decodes_on_a_persistent_threadpool(tiny_gguf):
     for _ in range(2):
         engine.run(arr, 32, 8, seen.append)
     assert seen == ["start", "first_token", "end"] * 2
+
+
+def test_the_worker_picks_the_token_llama_cpps_greedy_sampler_picks(tiny_gguf):
+    from edgelaw.llama import greedy_sampler
+    from edgelaw.worker import Engine
+
+    engine = Engine(str(tiny_gguf), 2, 256, 2048, 512)
+    ll, sampler = engine.ll, greedy_sampler()
+    tokens = engine.tokenize("the quick brown fox jumps over the lazy dog")
+    engine._decode((ll.llama_token * len(tokens))(*tokens), len(tokens))
+    picked = []
+    for _ in range(12):
+        ours, theirs = engine.greedy(), ll.llama_sampler_sample(sampler, engine.ctx, -1)
+        assert ours == theirs
+        picked.append(ours)
+        engine._decode((ll.llama_token * 1)(ours), 1)
+    assert len(set(picked)) > 1  # the logits moved: a stale view would have repeated one token

@@ -144,7 +144,6 @@ class Projector:
         """
         mt, ll, eng = self.mt, lib(), self.engine
         ll.llama_memory_clear(eng.mem, True)
-        ll.llama_sampler_reset(eng.sampler)
         events("start")
         chunks = self._tokenize(rgb, width, height, prompt)
         try:
@@ -163,13 +162,13 @@ class Projector:
                         raise RuntimeError(f"libmtmd could not decode the prompt text (returned {rc})")
         finally:
             mt.mtmd_input_chunks_free(chunks)
-        tok = ll.llama_sampler_sample(eng.sampler, eng.ctx, -1)
+        tok = eng.greedy()
         events("first_token")
         pos = n_past.value
         for _ in range(n_gen):
             self._step(tok, pos)
             pos += 1
-            tok = ll.llama_sampler_sample(eng.sampler, eng.ctx, -1)
+            tok = eng.greedy()
         events("end")
         return info
 
