@@ -136,3 +136,24 @@ def test_the_worker_picks_the_token_llama_cpps_greedy_sampler_picks(tiny_gguf):
         picked.append(ours)
         engine._decode((ll.llama_token * 1)(ours), 1)
     assert len(set(picked)) > 1  # the logits moved: a stale view would have repeated one token
+
+
+def test_the_greedy_pick_reads_the_asked_output_row(tiny_gguf):
+    from edgelaw.answers import Answerer
+    from edgelaw.llama import greedy_sampler, greedy_token
+
+    # Two prompts as two sequences of one batch (as the quality stage answers): each has its own row.
+    a = Answerer(str(tiny_gguf), 2, 4, "model tiny", batch=2)
+    ll, ctx = a.ll, a._context(64)
+    batch = ll.llama_batch_init(64, 0, 1)
+    rows = []
+    for seq, text in enumerate(["the quick brown fox", "a lazy dog sleeps all day long"]):
+        tokens = a._tokens(text)
+        for pos, tok in enumerate(tokens):
+            row = a._put(batch, batch.n_tokens, tok, pos, seq, pos == len(tokens) - 1)
+        rows.append(row)
+    a._decode(batch)
+    ll.llama_batch_free(batch)
+    picks = [greedy_token(ctx, row, a.n_vocab) for row in rows]
+    assert picks == [ll.llama_sampler_sample(greedy_sampler(), ctx, row) for row in rows]
+    assert greedy_token(ctx, -1, a.n_vocab) == picks[1]  # -1 is the batch's last output row

@@ -18,7 +18,7 @@ import ctypes
 from dataclasses import dataclass
 
 from .errors import EdgelawError
-from .llama import chat_prompt, greedy_sampler, lib, load_model, new_context, tokenize
+from .llama import chat_prompt, greedy_token, lib, load_model, new_context, tokenize
 
 PLAIN_FRAME = "Question: {prompt}\nAnswer:"
 BATCH = 16  # prompts answered together; the KV cache holds, per prompt, the longest prompt and its answer
@@ -48,7 +48,7 @@ class Answerer:
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.max_tokens = max_tokens
         self.template = ll.llama_model_chat_template(self.model, None)
-        self.sampler = greedy_sampler()  # greedy keeps no state: one sampler serves every sequence
+        self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
 
     @property
     def prompt_format(self) -> str:
@@ -109,7 +109,7 @@ class Answerer:
             while active:
                 step = []
                 for s in active:
-                    tok = ll.llama_sampler_sample(self.sampler, self.ctx, row[s])
+                    tok = greedy_token(self.ctx, row[s], self.n_vocab)
                     if ll.llama_vocab_is_eog(self.vocab, tok):
                         continue
                     counts[s] += 1

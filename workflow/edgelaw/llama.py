@@ -102,7 +102,22 @@ def attach_threadpool(ctx, threads: int) -> int | None:
     return pool
 
 
+def greedy_token(ctx, i: int, n_vocab: int) -> int:
+    """The most likely token at output row `i` of the last decode (-1: the last row); the first of
+    equal maxima, as llama.cpp's greedy sampler picks. An argmax over a view of llama.cpp's logits,
+    not a copy: 5 us a token where the sampler chain, which builds a candidate array over the whole
+    vocabulary, takes 54 (0.8% of SmolLM2's decode step)."""
+    import numpy as np
+
+    logits = lib().llama_get_logits_ith(ctx, i)
+    if not logits:
+        raise EdgelawError(f"llama.cpp returned no logits for output row {i}")
+    view = (ctypes.c_float * n_vocab).from_address(ctypes.addressof(logits.contents))
+    return int(np.frombuffer(view, dtype=np.float32).argmax())
+
+
 def greedy_sampler():
+    """llama.cpp's own greedy sampler: the reference `greedy_token` is tested against."""
     ll = lib()
     sampler = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
     ll.llama_sampler_chain_add(sampler, ll.llama_sampler_init_greedy())

@@ -3,7 +3,8 @@
 Runs go through llama.cpp's libmtmd as its own CLI does: `mtmd_tokenize` preprocesses the image
 (resize to the family's grid, clamped between a minimum and a maximum token count) and splits the
 prompt into text and image chunks; the image chunk is encoded by the vision tower, its embeddings are
-decoded into the language model's KV cache, and the answer is generated greedily (an argmax over llama.cpp's logits, read in place).
+decoded into the language model's KV cache, and the answer is generated greedily (an argmax over
+llama.cpp's logits, read in place).
 """
 
 from __future__ import annotations

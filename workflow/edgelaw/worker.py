@@ -3,9 +3,9 @@
 It talks to the controller through a pipe: every event carries the monotonic time (one clock for
 both processes) and the worker's own CPU time (the OS counter, all threads). Inference uses
 llama.cpp's C API directly: prompt tokens go in as token ids, the greedy pick is an argmax over
-llama.cpp's own logits buffer read in place (no copy, no per-token Python loop), end-of-sequence is
-ignored, and the KV cache is cleared before each
-run so that no prefill is skipped. CPU only: no layer is offloaded.
+llama.cpp's own logits buffer read in place (no copy, no Python loop over the vocabulary),
+end-of-sequence is ignored, and the KV cache is cleared before each run so that no prefill is
+skipped. CPU only: no layer is offloaded.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import ctypes
 import os
 import time
 
-import numpy as np
-
-from .llama import attach_threadpool, lib, load_model, new_context, tokenize
+from .llama import attach_threadpool, greedy_token, lib, load_model, new_context, tokenize
 
 # A test hook: the worker aborts (as a crash would) when it reaches this run_id.
 CRASH_ENV = "EDGELAW_CRASH_AT_RUN"
@@ -51,14 +49,8 @@ class Engine:
         return tokenize(self.vocab, text, add_special=True)
 
     def greedy(self) -> int:
-        """The most likely next token after the last decoded one (the first, on a tie, as llama.cpp's
-        greedy sampler picks). A view of the logits, not a copy: 5 us a token where the sampler chain,
-        which builds a candidate array over the whole vocabulary, took 54 (1% of SmolLM2's decode)."""
-        logits = self.ll.llama_get_logits_ith(self.ctx, -1)
-        if not logits:
-            raise RuntimeError("llama.cpp returned no logits for the last token")
-        view = (ctypes.c_float * self.n_vocab).from_address(ctypes.addressof(logits.contents))
-        return int(np.frombuffer(view, dtype=np.float32).argmax())
+        """The most likely next token after the last decoded one."""
+        return greedy_token(self.ctx, -1, self.n_vocab)
 
     def _decode(self, ptr, n: int) -> None:
         rc = self.ll.llama_decode(self.ctx, self.ll.llama_batch_get_one(ptr, n))
