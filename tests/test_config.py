@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from edgelaw.config import validate
-from edgelaw.errors import EdgelawError
+from edgelaw.core.config import validate
+from edgelaw.core.errors import EdgelawError
 
 from conftest import tiny_config
 

@@ -1,7 +1,7 @@
 import pytest
 
-from edgelaw import devices
-from edgelaw.errors import EdgelawError
+from edgelaw.core import devices
+from edgelaw.core.errors import EdgelawError
 
 LINUX_X86 = {"system": "Linux", "machine": "x86_64", "cpu": "Intel Xeon", "board": "", "cores_physical": 2}
 MAC_M2 = {"system": "Darwin", "machine": "arm64", "cpu": "Apple M2", "board": "", "cores_physical": 8}

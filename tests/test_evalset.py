@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from edgelaw.errors import EdgelawError
-from edgelaw.evalset import check_inputs, checksums, read_eval_text, read_prompts, shipped
-from edgelaw.semantic import trimmed
+from edgelaw.core.errors import EdgelawError
+from edgelaw.data import shipped
+from edgelaw.core.config import defaults
+from edgelaw.quality.evalset import check_inputs, checksums, read_eval_text, read_prompts
+from edgelaw.quality.semantic import trimmed
 
 
 def test_shipped_files_are_valid_and_checksummed():
@@ -23,9 +25,9 @@ def test_user_files_are_used_and_checked(tmp_path):
     text, prompts = tmp_path / "my_eval.txt", tmp_path / "my_prompts.jsonl"
     text.write_text("some text " * 100)
     prompts.write_text(json.dumps({"id": "a", "prompt": "Why?", "reference": "Because."}) + "\n")
-    inputs = check_inputs({"eval_text": str(text), "prompts": str(prompts), "semantic": True})
+    inputs = check_inputs(defaults("quality", {"eval_text": str(text), "prompts": str(prompts), "semantic": True}))
     assert inputs == {"eval_text": [str(text)], "prompts": [str(prompts)]}
-    assert check_inputs({"eval_text": str(text), "prompts": None, "semantic": False})["prompts"] == []
+    assert check_inputs(defaults("quality", {"eval_text": str(text), "prompts": None, "semantic": False}))["prompts"] == []
 
 
 @pytest.mark.parametrize(
@@ -39,14 +41,14 @@ def test_empty_eval_text_names_the_file(tmp_path, content, message):
     path = tmp_path / "my_eval.txt"
     path.write_text(content)
     with pytest.raises(EdgelawError, match=message):
-        check_inputs({"eval_text": str(path), "semantic": False})
+        check_inputs(defaults("quality", {"eval_text": str(path), "semantic": False}))
 
 
 def test_missing_files_name_the_key_and_the_fix(tmp_path):
     with pytest.raises(EdgelawError, match=r"quality.eval_text: .*nope.txt does not exist; .*remove the key"):
-        check_inputs({"eval_text": str(tmp_path / "nope.txt")})
+        check_inputs(defaults("quality", {"eval_text": str(tmp_path / "nope.txt")}))
     with pytest.raises(EdgelawError, match=r"quality.prompts: .*nope.jsonl does not exist"):
-        check_inputs({"prompts": str(tmp_path / "nope.jsonl"), "semantic": True})
+        check_inputs(defaults("quality", {"prompts": str(tmp_path / "nope.jsonl"), "semantic": True}))
 
 
 @pytest.mark.parametrize(

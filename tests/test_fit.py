@@ -7,8 +7,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from edgelaw.errors import EdgelawError
-from edgelaw.fit import EDGE_NOTE, LAWS, Fit, compare, fit_hinge, fit_linear, hinge, pareto_front, roofline
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.tables import LAWS
+from edgelaw.laws.fit import EDGE_NOTE, Fit, percent_change, fit_hinge, fit_linear, hinge, pareto_front, roofline
 
 X_TOKENS = [32, 64, 128, 256, 512, 1024]
 PIXELS = np.geomspace(4e3, 4e6, 13)
@@ -31,8 +32,8 @@ def line(x):
 
 
 def test_linear_recovers_the_truth_and_its_ci_shrinks_with_the_noise():
-    noisy = fit_linear(sweep(X_TOKENS, line, 5.0), "x", "y", n_boot=300, law="cost", model="m", quant="Q4_0")
-    quiet = fit_linear(sweep(X_TOKENS, line, 0.5), "x", "y", n_boot=300)
+    noisy = fit_linear(sweep(X_TOKENS, line, 5.0), "x", "y", n_boot=300, law="cost", model="m", quant="Q4_0", seed=0)
+    quiet = fit_linear(sweep(X_TOKENS, line, 0.5), "x", "y", n_boot=300, seed=0)
     assert noisy.kind == "linear" and (noisy.law, noisy.model, noisy.quant) == ("cost", "m", "Q4_0")
     assert noisy.params["slope"] == pytest.approx(0.5, abs=0.02)
     assert noisy.params["intercept"] == pytest.approx(2, abs=5)
@@ -57,8 +58,8 @@ def test_linear_bootstrap_resamples_repetitions_not_rows():
     # Each repetition is offset as a whole (a batch effect): only resampling repetitions sees that spread.
     df = sweep(X_TOKENS, line, 0.01)
     df["y"] += df["rep"].map({0: -30.0, 1: 0.0, 2: 30.0})
-    by_rep = fit_linear(df, "x", "y", n_boot=300)
-    by_row = fit_linear(df.assign(rep=0), "x", "y", n_boot=300)
+    by_rep = fit_linear(df, "x", "y", n_boot=300, seed=0)
+    by_row = fit_linear(df.assign(rep=0), "x", "y", n_boot=300, seed=0)
     width = by_rep.ci_high["intercept"] - by_rep.ci_low["intercept"]
     assert width > 40  # spans most of the -30..30 batch offsets
     assert width > 1.5 * (by_row.ci_high["intercept"] - by_row.ci_low["intercept"])
@@ -68,7 +69,7 @@ def test_linear_drops_nan_rows():
     df = sweep(X_TOKENS, line, 1.0)
     df.loc[2, "y"] = np.nan
     df.loc[7, "x"] = np.nan
-    f = fit_linear(df, "x", "y", n_boot=50)
+    f = fit_linear(df, "x", "y", n_boot=50, seed=0)
     assert f.n == 16 and len(f.rows) == 16
     assert "r0-2" not in f.rows and "r1-1" not in f.rows and "r0-0" in f.rows
 
@@ -77,20 +78,20 @@ def test_linear_needs_three_distinct_x():
     df = sweep([32, 64], line, 1.0)
     df.loc[len(df)] = {"run_id": "z", "rep": 0, "x": 128.0, "y": np.nan}  # a third x without a y does not count
     with pytest.raises(EdgelawError, match=r"'ttft'.*ttft_s vs x.*at least 3 distinct values of x.*got 2"):
-        fit_linear(df.rename(columns={"y": "ttft_s"}), "x", "ttft_s", law="ttft")
+        fit_linear(df.rename(columns={"y": "ttft_s"}), "x", "ttft_s", law="ttft", n_boot=200, seed=0)
 
 
 def test_missing_column_is_named():
     with pytest.raises(EdgelawError, match="no column 'cpu_core_s'"):
-        fit_linear(sweep(X_TOKENS, line, 1.0), "x", "cpu_core_s")
+        fit_linear(sweep(X_TOKENS, line, 1.0), "x", "cpu_core_s", n_boot=200, seed=0)
 
 
 def test_linear_with_one_repetition_resamples_rows_and_says_so():
-    f = fit_linear(sweep(X_TOKENS, line, 1.0, reps=1), "x", "y", n_boot=200)
+    f = fit_linear(sweep(X_TOKENS, line, 1.0, reps=1), "x", "y", n_boot=200, seed=0)
     assert "one 'rep' group" in f.note and "resamples rows" in f.note
     assert f.ci_low["slope"] < 0.5 < f.ci_high["slope"]
     # No group column at all is the same case; row ids fall back to the index.
-    g = fit_linear(sweep(X_TOKENS, line, 1.0, reps=1).drop(columns=["rep", "run_id"]), "x", "y", n_boot=20)
+    g = fit_linear(sweep(X_TOKENS, line, 1.0, reps=1).drop(columns=["rep", "run_id"]), "x", "y", n_boot=20, seed=0)
     assert "resamples rows" in g.note and g.rows == [str(i) for i in range(6)]
 
 
@@ -106,28 +107,28 @@ def test_hinge_function():
 
 
 def test_hinge_finds_the_resolution_knee_and_follows_it():
-    f = fit_hinge(sweep(PIXELS, vlm_cost(1e6), 0.3), "x", "y", n_boot=300, law="vlm_knee")
+    f = fit_hinge(sweep(PIXELS, vlm_cost(1e6), 0.3), "x", "y", n_boot=300, law="vlm_knee", seed=0)
     assert f.kind == "hinge" and set(f.params) == {"knee", "level", "slope"}
     assert f.params["knee"] == pytest.approx(1e6, rel=0.05)
     assert f.ci_low["knee"] <= 1e6 <= f.ci_high["knee"]
     assert f.params["level"] == pytest.approx(40, abs=0.5)
     assert f.params["slope"] == pytest.approx(3e-5, rel=0.05)
     assert f.note == "" and f.r2 > 0.99
-    g = fit_hinge(sweep(PIXELS, vlm_cost(2.5e5), 0.3), "x", "y", n_boot=300)
+    g = fit_hinge(sweep(PIXELS, vlm_cost(2.5e5), 0.3), "x", "y", n_boot=300, seed=0)
     assert g.params["knee"] == pytest.approx(2.5e5, rel=0.05)
     assert g.ci_high["knee"] < f.ci_low["knee"]
 
 
 def test_hinge_without_a_knee_says_so():
-    linear = fit_hinge(sweep(PIXELS, lambda px: 1 + 1e-5 * px, 0.01), "x", "y", n_boot=100)
+    linear = fit_hinge(sweep(PIXELS, lambda px: 1 + 1e-5 * px, 0.01), "x", "y", n_boot=100, seed=0)
     assert linear.params["knee"] > PIXELS[-2]  # a line: the flat part, if any, holds only the last x
     assert EDGE_NOTE in linear.note
-    flat = fit_hinge(sweep(PIXELS, lambda px: 40.0 + 0 * px, 0.0), "x", "y", n_boot=100)
+    flat = fit_hinge(sweep(PIXELS, lambda px: 40.0 + 0 * px, 0.0), "x", "y", n_boot=100, seed=0)
     assert EDGE_NOTE in flat.note
     assert flat.params["level"] == pytest.approx(40)
     # With noise, a flat series may put a knee anywhere; the note then says it is not a threshold.
     for seed in range(5):
-        noisy = fit_hinge(sweep(PIXELS, lambda px: 40.0 + 0 * px, 0.3, seed=seed), "x", "y", n_boot=100)
+        noisy = fit_hinge(sweep(PIXELS, lambda px: 40.0 + 0 * px, 0.3, seed=seed), "x", "y", n_boot=100, seed=0)
         assert any(s in noisy.note for s in ("knee at the edge", "knee's CI reaches the edge", "slope's CI reaches 0"))
 
 
@@ -138,7 +139,7 @@ def test_hinge_finds_the_quality_threshold_in_bits_per_weight():
     rng = np.random.default_rng(1)
     top1_pct = top1(np.array(BPW)) + rng.normal(0, 0.3, len(BPW))
     df = pd.DataFrame({"quant": [f"q{b}" for b in BPW], "bpw": BPW, "top1_pct": top1_pct})
-    f = fit_hinge(df, "bpw", "top1_pct", id_col="quant", n_boot=300, law="quality_threshold", model="m")
+    f = fit_hinge(df, "bpw", "top1_pct", id_col="quant", n_boot=300, law="quality_threshold", model="m", seed=0)
     assert f.params["knee"] == pytest.approx(4.5, abs=0.3)
     assert f.ci_low["knee"] <= 4.5 <= f.ci_high["knee"]
     assert f.params["level"] == pytest.approx(95, abs=0.5)
@@ -148,7 +149,7 @@ def test_hinge_finds_the_quality_threshold_in_bits_per_weight():
 
 def test_hinge_needs_four_distinct_x():
     with pytest.raises(EdgelawError, match="hinge fit needs at least 4 distinct values of x"):
-        fit_hinge(sweep(PIXELS[:3], vlm_cost(1e5), 0.1), "x", "y")
+        fit_hinge(sweep(PIXELS[:3], vlm_cost(1e5), 0.1), "x", "y", n_boot=200, seed=0)
 
 
 # --- Pareto, roofline, compare ---------------------------------------------------------------------
@@ -180,27 +181,27 @@ def test_roofline():
         roofline(1.0, 1e9, 0)
 
 
-def test_compare():
+def test_percent_change():
     base = [10.0, 11.0, 9.0, 10.0]
     variant = [12.0, 13.0, 11.0, 12.0, np.nan]
-    r = compare(base, variant, n_boot=500)
+    r = percent_change(base, variant, n_boot=500, seed=0)
     assert r["value"] == pytest.approx(20.0)
     assert r["ci_low"] < 20.0 < r["ci_high"] and r["ci_low"] > 0
     assert (r["n_base"], r["n_variant"]) == (4, 4)
-    assert compare(variant, base, n_boot=200)["value"] == pytest.approx(-100 / 6)
-    assert compare(base, variant, n_boot=200, seed=1) == compare(base, variant, n_boot=200, seed=1)
+    assert percent_change(variant, base, n_boot=200, seed=0)["value"] == pytest.approx(-100 / 6)
+    assert percent_change(base, variant, n_boot=200, seed=1) == percent_change(base, variant, n_boot=200, seed=1)
     with pytest.raises(EdgelawError, match="variant has no values"):
-        compare(base, [])
+        percent_change(base, [], n_boot=200, seed=0)
     with pytest.raises(EdgelawError, match="baseline has no values"):
-        compare([np.nan], base)
+        percent_change([np.nan], base, n_boot=200, seed=0)
 
 
 # --- the laws table --------------------------------------------------------------------------------
 
 
 def test_rows_round_trip_through_the_laws_schema():
-    lin = fit_linear(sweep(X_TOKENS, line, 1.0), "x", "y", n_boot=50, law="prefill", model="m", quant="Q8_0")
-    knee = fit_hinge(sweep(PIXELS, vlm_cost(1e6), 0.3), "x", "y", n_boot=50, law="knee")
+    lin = fit_linear(sweep(X_TOKENS, line, 1.0), "x", "y", n_boot=50, law="prefill", model="m", quant="Q8_0", seed=0)
+    knee = fit_hinge(sweep(PIXELS, vlm_cost(1e6), 0.3), "x", "y", n_boot=50, law="knee", seed=0)
     rows = lin.to_rows() + knee.to_rows()
     assert [r["param"] for r in rows] == ["slope", "intercept", "knee", "level", "slope"]
     df = pd.DataFrame(rows)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from edgelaw import ggufio
-from edgelaw.errors import EdgelawError
-from edgelaw.quantize import quantize
+from edgelaw.core import ggufio
+from edgelaw.core.errors import EdgelawError
+from edgelaw.quantize.ptq import quantize
 
 
 def test_missing_file(tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgelaw.integrate import counter_delta, integral
+from edgelaw.measure.integrate import counter_delta, integral
 
 
 def test_integral_of_a_line_over_a_window_between_samples():

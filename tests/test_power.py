@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgelaw import power
+from edgelaw.measure import power
 
 # `sudo powermetrics --samplers cpu_power -i 200` on an Apple silicon Mac (format of macOS 13-15).
 POWERMETRICS = """\

@@ -5,8 +5,9 @@ import io
 import numpy as np
 import pytest
 
-from edgelaw.errors import EdgelawError
-from edgelaw.quality import (DEFAULT_TOP_K, BaseReference, Scorer, chunks, evaluate, exact_kld, kld_topk,
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.config import defaults
+from edgelaw.quality.logprobs import (BaseReference, Scorer, chunks, evaluate, exact_kld, kld_topk,
                              perplexity, top_k)
 
 from conftest import ROOT
@@ -85,7 +86,7 @@ def test_smollm2_perplexity_rises_as_bits_fall_and_stored_topk_kld_matches_exact
 
     base = Scorer(str(smollm2 / "base.gguf"), 512, 2, "base")
     ch = chunks(base.tokenize(EVAL), 512, 6, "smollm2")
-    fresh, _, _ = evaluate(base, ch, DEFAULT_TOP_K)
+    fresh, _, _ = evaluate(base, ch, defaults("quality")["top_k"])
     buf = io.BytesIO()
     fresh.save(buf, meta={})
     buf.seek(0)
@@ -95,7 +96,7 @@ def test_smollm2_perplexity_rises_as_bits_fall_and_stored_topk_kld_matches_exact
     ppl, se, mean_kld, top1 = {}, {}, {}, {}
     for q in ladder:
         scorer = Scorer(str(smollm2 / f"{q}.gguf"), 512, 2, q)
-        own, kld, same = evaluate(scorer, ch, DEFAULT_TOP_K, ref)
+        own, kld, same = evaluate(scorer, ch, defaults("quality")["top_k"], ref)
         ppl[q], se[q] = perplexity(own.nll)
         mean_kld[q], top1[q] = kld.mean(), same.mean()
         exact = np.concatenate([exact_kld(base.chunk_logprobs(c), scorer.chunk_logprobs(c)) for c in ch])

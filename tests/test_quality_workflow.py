@@ -6,9 +6,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from edgelaw import tables
-from edgelaw.evalset import read_prompts, shipped
-from edgelaw.hashing import sha256_file
+from edgelaw.core import tables
+from edgelaw.data import shipped
+from edgelaw.quality.evalset import read_prompts
+from edgelaw.core.hashing import sha256_file
 
 from conftest import TINY_QUALITY, tiny_config
 

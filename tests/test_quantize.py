@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from edgelaw.errors import EdgelawError
-from edgelaw.quantize import quantize
+from edgelaw.core.errors import EdgelawError
+from edgelaw.quantize.ptq import quantize
 
 
 def run(tmp_path, tiny_gguf, name, scheme):

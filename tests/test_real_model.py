@@ -7,8 +7,8 @@ import sys
 import pandas as pd
 import pytest
 
-from edgelaw import tables
-from edgelaw.devices import resolve
+from edgelaw.core import tables
+from edgelaw.core.devices import resolve
 
 from conftest import ROOT
 

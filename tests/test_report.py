@@ -10,10 +10,10 @@ import tarfile
 import pandas as pd
 import pytest
 
-from edgelaw import archive
-from edgelaw.errors import EdgelawError
-from edgelaw.fit import LAWS
-from edgelaw.figures import FIGURES
+from edgelaw.archive import bundle as archive
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.tables import LAWS
+from edgelaw.core.layout import FIGURES
 
 from conftest import TINY_QUALITY, tiny_config, vlm_model
 
@@ -123,22 +123,22 @@ def test_archive_verifies_and_a_tampered_copy_does_not(finished, tmp_path):
 
 
 def test_replay_refits_the_archived_laws(finished, tmp_path):
-    from edgelaw.replay import replay
+    from edgelaw.archive.replay import replay
 
     manifest = replay(finished.workdir / "results/archive/auto-test.tar.gz", tmp_path / "replay")
     assert manifest["device"] == "auto" and (tmp_path / "replay/results/auto/laws.parquet").exists()
 
 
-def test_compare_merges_archives_of_two_devices(finished, tmp_path):
+def test_cross_device_merges_archives_of_two_devices(finished, tmp_path):
     from conftest import Workflow
 
     other = Workflow(tmp_path)
     other.write_config(report_config(device="x86", force_device=True, archive={"stamp": "test"}))
     other.run("archive")
     archives = [finished.workdir / "results/archive/auto-test.tar.gz", tmp_path / "results/archive/x86-test.tar.gz"]
-    cfg = report_config(compare={"archives": [str(a) for a in archives]})
+    cfg = report_config(cross_device={"archives": [str(a) for a in archives]})
     other.write_config(cfg)
-    other.run("compare")
-    merged = pd.read_parquet(tmp_path / "results/compare/tradeoffs.parquet")
+    other.run("cross_device")
+    merged = pd.read_parquet(tmp_path / "results/cross_device/tradeoffs.parquet")
     assert set(merged["device"]) == {"auto", "x86"}
-    assert "CPU core-seconds per prompt token" in (tmp_path / "results/compare/summary.md").read_text()
+    assert "CPU core-seconds per prompt token" in (tmp_path / "results/cross_device/summary.md").read_text()

@@ -7,9 +7,9 @@ import time
 import psutil
 import pytest
 
-from edgelaw.integrate import integral
-from edgelaw.power import UtilisationModel
-from edgelaw.sampler import Sampler, rates
+from edgelaw.measure.integrate import integral
+from edgelaw.measure.power import UtilisationModel
+from edgelaw.measure.sampler import Sampler, rates
 
 BUSY = "import time\nt=time.process_time()\nwhile time.process_time()-t<{s}: pass\nprint(time.process_time())"
 
@@ -42,7 +42,7 @@ def test_auc_of_a_busy_process_matches_its_cpu_counter(hz):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
 def test_procfs_counters_agree_with_psutil():
-    from edgelaw.sampler import ProcfsCounters, PsutilCounters
+    from edgelaw.measure.sampler import ProcfsCounters, PsutilCounters
 
     # The child says when it is up: while it is still exec'ing Python, its memory is being replaced
     # and two reads a moment apart can see the old image and the new one.

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from edgelaw.answers import PLAIN_FRAME, Answerer
-from edgelaw.errors import EdgelawError
-from edgelaw.semantic import Embedder, cosine_rows, describe, embedder_path
+from edgelaw.quality.answers import PLAIN_FRAME, Answerer
+from edgelaw.core.errors import EdgelawError
+from edgelaw.quality.semantic import Embedder, cosine_rows, describe, embedder_path
 
 
 @pytest.fixture(scope="module")

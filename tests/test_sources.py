@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from edgelaw.hashing import sha256_file
+from edgelaw.core.hashing import sha256_file
 
 from hubserver import Hub
 
@@ -92,7 +92,7 @@ def test_hf_without_a_sha256_still_catches_a_corrupted_transfer(tmp_path, tiny_g
 
 
 def test_a_vlm_projector_comes_from_the_hub_too(tmp_path, tiny_gguf):
-    from edgelaw.sources import materialize
+    from edgelaw.sources.fetch import materialize
     from edgelaw.sources.synthetic_vision import write
 
     from conftest import TINY_PROJECTOR, TINY_VLM
@@ -146,7 +146,7 @@ def make_wheel(directory, gguf_bytes, name="tinymodel", version="1.0"):
 
 @pytest.fixture(scope="module")
 def q8_bytes(tiny_gguf, tmp_path_factory):
-    from edgelaw.quantize import quantize
+    from edgelaw.quantize.ptq import quantize
 
     d = tmp_path_factory.mktemp("q8")
     quantize("tiny", "Q8_0", {"ftype": "Q8_0"}, str(tiny_gguf), str(d / "q8.gguf"), str(d / "q8.json"), 2)

@@ -1,9 +1,9 @@
 import llama_cpp
 import pytest
 
-from edgelaw import ggufio
-from edgelaw.errors import EdgelawError
-from edgelaw.hashing import sha256_file
+from edgelaw.core import ggufio
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.hashing import sha256_file
 from edgelaw.sources.synthetic import write
 
 

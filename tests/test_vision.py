@@ -3,12 +3,14 @@
 import pandas as pd
 import pytest
 
-from edgelaw import images, laws
-from edgelaw.bench import Settings, measure
-from edgelaw.config import validate
-from edgelaw.devices import resolve
-from edgelaw.errors import EdgelawError
-from edgelaw.sources import materialize, materialize_projector
+from edgelaw.measure import images
+from edgelaw.measure.settings import Settings
+from edgelaw.laws import derive as laws
+from edgelaw.measure.controller import measure
+from edgelaw.core.config import validate
+from edgelaw.core.devices import resolve
+from edgelaw.core.errors import EdgelawError
+from edgelaw.sources.fetch import materialize, materialize_projector
 from edgelaw.sources.synthetic_vision import write as write_projector
 
 from conftest import ROOT, TINY_PROJECTOR, TINY_VLM
@@ -36,7 +38,7 @@ def validate_model(**bench):
 
 def sweep(vlm, tmp_path, clamp, **resolution):
     config = validate_model(resolution={"n_gen": 4, **resolution})
-    settings = Settings.from_config(config["bench"])
+    settings = Settings.from_config(config["bench"], "resolution")
     return measure(device="auto", profile=resolve("auto", str(ROOT)), model="vlm", quant="F16",
                    gguf=str(vlm / "base.gguf"), quant_meta={"bpw": 16.0}, workload="resolution", settings=settings,
                    threads=2, out_trace=str(tmp_path / f"trace-{clamp}.parquet"),

@@ -1,11 +1,10 @@
 """The real workflow on the tiny synthetic model, in a temp working directory."""
 
-import shutil
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, Workflow, tiny_config, vlm_model
+from conftest import ROOT, tiny_config, vlm_model
 
 pytestmark = pytest.mark.slow
 
@@ -45,42 +44,8 @@ def test_changing_a_scheme_reruns_only_that_scheme(workflow):
     assert workflow.dry_run_jobs() == {"quantize": 1, "bench": 1, "laws": 1, "report": 1, "all": 1}
 
 
-def edit(path):
-    path.write_text(path.read_text() + "\n# edited\n")
-
-
-def test_editing_a_library_module_reruns_only_the_stages_that_use_it(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for part in ["Snakefile", "workflow", "config", "envs"]:
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / part, **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
-    wf = Workflow(tmp_path / "work")
-    wf.workdir.mkdir()
-    wf.write_config(tiny_config())
-    import conftest
-
-    saved, conftest.ROOT = conftest.ROOT, repo
-    try:
-        wf.run()
-        # Snakemake compares checksums of small inputs, so a touch is not an edit: change the text.
-        edit(repo / "workflow/edgelaw/quantize.py")
-        assert wf.dry_run_jobs() == {"quantize": 3, "bench": 3, "laws": 1, "report": 1, "all": 1}
-        edit(repo / "workflow/edgelaw/sources/synthetic.py")
-        assert wf.dry_run_jobs() == {"fetch_model": 1, "quantize": 3, "bench": 3, "laws": 1, "report": 1, "all": 1}
-        edit(repo / "workflow/edgelaw/sampler.py")
-        assert wf.dry_run_jobs() == {"fetch_model": 1, "quantize": 3, "bench": 3, "host_record": 1, "laws": 1, "report": 1, "all": 1}
-        wf.run()
-        edit(repo / "workflow/edgelaw/figures.py")  # plotting code: the report only
-        assert wf.dry_run_jobs() == {"report": 1, "all": 1}
-        edit(repo / "workflow/edgelaw/fit.py")  # a fit: the laws and the report
-        assert wf.dry_run_jobs() == {"laws": 1, "report": 1, "all": 1}
-    finally:
-        conftest.ROOT = saved
-
-
 def test_device_profile_that_does_not_match_stops_before_any_work(workflow):
-    from edgelaw.devices import fingerprint, suggest
+    from edgelaw.core.devices import fingerprint, suggest
 
     workflow.write_config(tiny_config())
     other = "m2" if fingerprint()["system"] != "Darwin" else "rpi5"

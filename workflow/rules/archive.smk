@@ -1,38 +1,45 @@
-# Not part of `all`: run `snakemake archive` (or `snakemake compare`) when the results are final.
+# Not part of `all`: run `snakemake archive` (or `snakemake cross_device`) when the results are final.
 rule archive:
     input:
         files=archived_files(),
-        code=lib("archive", "cli"),
     output:
         ARCHIVE,
     log:
-        f"results/logs/{DEVICE_NAME}/archive.log",
+        log(f"{DEVICE_NAME}/archive"),
+    benchmark:
+        benchmark(f"{DEVICE_NAME}/archive")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     params:
         config=json.dumps(CONFIG, sort_keys=True),
         device=DEVICE_NAME,
-        edgelaw=EDGELAW,
+        code=code("archive"),
     shell:
-        "{params.edgelaw} --log {log} archive --device {params.device}"
+        "python -m edgelaw --log {log} archive --device {params.device}"
         " --config {params.config:q} --files {input.files} --out {output}"
 
 
-rule compare:
+rule cross_device:
     input:
-        archives=CONFIG["compare"]["archives"],
-        code=lib("compare", "archive", "report", "figures", "tables", "cli"),
+        archives=CONFIG["cross_device"]["archives"],
     output:
-        html="results/compare/index.html",
-        summary="results/compare/summary.md",
-        tradeoffs="results/compare/tradeoffs.parquet",
-        laws="results/compare/laws.parquet",
-        figure=multiext("results/compare/devices", ".png", ".svg"),
+        html=f"{layout.CROSS_DEVICE_DIR}/{layout.HTML_FILE}",
+        summary=f"{layout.CROSS_DEVICE_DIR}/{layout.SUMMARY_FILE}",
+        tradeoffs=layout.CROSS_DEVICE_TRADEOFFS,
+        laws=layout.CROSS_DEVICE_LAWS,
+        figure=expand(
+            f"{layout.CROSS_DEVICE_DIR}/{layout.FIGURE_FILE}",
+            figure=layout.CROSS_DEVICE_FIGURE,
+            ext=layout.FIGURE_FORMATS,
+        ),
     log:
-        "results/logs/compare.log",
+        log("cross_device"),
+    benchmark:
+        benchmark("cross_device")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     params:
-        edgelaw=EDGELAW,
+        out_dir=lambda wildcards, output: os.path.dirname(output.html),
+        code=code("cross-device"),
     shell:
-        "{params.edgelaw} --log {log} compare {input.archives} --out-dir results/compare"
+        "python -m edgelaw --log {log} cross-device {input.archives} --out-dir {params.out_dir}"

@@ -1,29 +1,18 @@
+# A measurement: no benchmark directive (the job records its own timings), every core.
 rule bench:
     input:
-        gguf="results/models/{model}/{quant}.gguf",
-        meta="results/models/{model}/{quant}.json",
+        gguf=layout.QUANT_GGUF,
+        meta=layout.QUANT_JSON,
         mmproj=mmproj_input,
-        code=lib(
-            "bench",
-            "worker",
-            "vision",
-            "images",
-            "llama",
-            "sampler",
-            "power",
-            "integrate",
-            "tables",
-            "provenance",
-        ),
+        user_files=bench_user_files,
     output:
-        trace="results/{device}/traces/{model}/{quant}/{workload}.parquet",
-        runs="results/{device}/runs/{model}/{quant}/{workload}.parquet",
+        trace=layout.TRACE,
+        runs=layout.RUNS,
     log:
-        "results/logs/{device}/bench/{model}/{quant}/{workload}.log",
+        log("{device}/bench/{model}/{quant}/{workload}"),
     conda:
-        ENV
-    # A measurement runs alone: it takes every core Snakemake has, so no other job runs beside it.
-    threads: workflow.cores
+        "../../envs/edgelaw.yaml"
+    threads: measurement_threads
     params:
         settings=bench_json,
         profile=profile_json(),
@@ -32,9 +21,9 @@ rule bench:
         mmproj=lambda wildcards, input: (
             f"--mmproj {input.mmproj}" if input.mmproj else ""
         ),
-        edgelaw=EDGELAW,
+        code=code("bench"),
     shell:
-        "{params.edgelaw} --log {log} bench --device {wildcards.device}"
+        "python -m edgelaw --log {log} bench --device {wildcards.device}"
         " --profile {params.profile:q} --model {wildcards.model} --quant {wildcards.quant}"
         " --gguf {input.gguf} --quant-json {input.meta} --workload {wildcards.workload}"
         " --settings {params.settings:q} --threads {params.n_threads}"

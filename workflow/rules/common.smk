@@ -1,18 +1,27 @@
-# Config validation, the device check and path helpers. Runs at parse time, before any job.
+# Config validation, the device check and the input functions. Runs at parse time, before any job.
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+try:
+    import edgelaw
+except ImportError:
+    raise WorkflowError(
+        f"edgelaw is not installed in this Python ({sys.executable}); run `make setup` in the checkout, "
+        "or `pip install -e .` in the environment that runs Snakemake"
+    ) from None
 
-from edgelaw.config import NOT_FETCH_KEYS, model_schemes, model_workloads, validate
-from edgelaw.devices import resolve
-from edgelaw.errors import EdgelawError
-from edgelaw.evalset import check_inputs
+from edgelaw.core import layout
+from edgelaw.core.codedeps import command_digest
+from edgelaw.core.config import fetch_spec, model_schemes, model_workloads, validate
+from edgelaw.core.devices import resolve
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.jobs import prepare_environment
+from edgelaw.measure.settings import workload_settings
+from edgelaw.quality.evalset import check_inputs
 
 try:
     CONFIG = validate(config)
@@ -27,37 +36,35 @@ except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
 DEVICE_NAME = CONFIG["device"]
-QUALITY_DIR = (
-    Path("results") / DEVICE_NAME / "quality"
-    if CONFIG["quality"]["per_device"]
-    else Path("results") / "quality"
-)
-LIB = Path(workflow.basedir) / "workflow" / "edgelaw"
-# Under --sdm conda the rule's environment provides python; otherwise the one running Snakemake.
-# PYTHONPATH makes the library importable in either without installing it.
-_PYTHON = (
-    "python"
-    if "conda" in str(workflow.deployment_settings.deployment_method).lower()
-    else sys.executable
-)
-EDGELAW = (
-    f"env PYTHONPATH={shlex.quote(str(LIB.parent))} {shlex.quote(_PYTHON)} -m edgelaw"
-)
-ENV = str(Path(workflow.basedir) / "envs" / "edgelaw.yaml")
+QUALITY_DIR = layout.quality_dir(CONFIG["quality"]["per_device"], DEVICE_NAME)
+USES_CONDA = "conda" in str(workflow.deployment_settings.deployment_method).lower()
+prepare_environment(USES_CONDA)
 
 
-def lib(*modules):
-    """Library files a job depends on; editing one reruns its jobs and all downstream."""
-    return [str(LIB / f"{m}.py") for m in modules]
+def code(command):
+    """The library files a command runs, with their checksums, for the params of the jobs that run
+    it: editing one reruns exactly those jobs, and moving the checkout reruns nothing.
+    """
+    return command_digest(command)
+
+
+def log(name):
+    return f"{layout.LOGS}/{name}.log"
+
+
+def benchmark(name):
+    return f"{layout.BENCHMARKS}/{name}.tsv"
+
+
+def measurement_threads(wildcards):
+    """A measurement runs alone: it takes every core Snakemake has, so no other job runs beside it.
+    (A function, so that `snakemake --unlock` and other runs without --cores can parse the workflow.)
+    """
+    return workflow.cores
 
 
 def model_spec_json(wildcards):
-    spec = {
-        k: v
-        for k, v in CONFIG["models"][wildcards.model].items()
-        if k not in NOT_FETCH_KEYS
-    }
-    return json.dumps(spec, sort_keys=True)
+    return json.dumps(fetch_spec(CONFIG, wildcards.model), sort_keys=True)
 
 
 def vision_models():
@@ -72,7 +79,7 @@ def mmproj_input(wildcards):
     """The projector, for a resolution job only: the token sweep does not depend on it."""
     if wildcards.workload != "resolution":
         return []
-    return f"resources/models/{wildcards.model}/mmproj.gguf"
+    return layout.fill(layout.MMPROJ_GGUF, model=wildcards.model)
 
 
 def clamp_json(wildcards):
@@ -88,18 +95,20 @@ def scheme_json(wildcards):
     return json.dumps(CONFIG["schemes"][wildcards.quant], sort_keys=True)
 
 
-# The settings one workload does not read: changing them must not rerun its jobs.
-OTHER_WORKLOAD_KEYS = {
-    "tokens": {"resolution", "workloads"},
-    "resolution": {"prompt_tokens", "n_gen", "corpus", "workloads"},
-}
-
-
 def bench_json(wildcards):
-    drop = OTHER_WORKLOAD_KEYS[wildcards.workload]
+    """Only the bench keys this workload reads (declared by the measurement stage)."""
     return json.dumps(
-        {k: v for k, v in CONFIG["bench"].items() if k not in drop}, sort_keys=True
+        workload_settings(CONFIG["bench"], wildcards.workload), sort_keys=True
     )
+
+
+def bench_user_files(wildcards):
+    """The user's own files a bench job reads (the shipped ones are part of its code)."""
+    spec = CONFIG["bench"]
+    if wildcards.workload == "tokens":
+        return [spec["corpus"]] if spec["corpus"] else []
+    image = spec["resolution"]["image"]
+    return [image] if image else []
 
 
 def profile_json():
@@ -110,9 +119,17 @@ def bench_threads():
     return CONFIG["threads"] or DEVICE["threads"]
 
 
-def bench_outputs(kind, device=DEVICE_NAME):
+def host_record_json():
+    return json.dumps(
+        {k: CONFIG["bench"][k] for k in ("idle_seconds", "sample_hz")}, sort_keys=True
+    )
+
+
+def bench_outputs(template, device=DEVICE_NAME):
     return [
-        f"results/{device}/{kind}/{model}/{quant}/{workload}.parquet"
+        layout.fill(
+            template, device=device, model=model, quant=quant, workload=workload
+        )
         for model in CONFIG["models"]
         for quant in model_schemes(CONFIG, model)
         for workload in model_workloads(CONFIG, model)
@@ -123,41 +140,13 @@ def quality_json():
     return json.dumps(CONFIG["quality"], sort_keys=True)
 
 
-def quality_path(relative):
-    """A path under the quality folder (results/quality, or results/{device}/quality when per device)."""
-    return str(QUALITY_DIR / relative)
+def quality_path(template):
+    """A quality template in the configured quality folder, its other wildcards left open."""
+    return layout.fill(template, quality=QUALITY_DIR)
 
 
-def quality_log(relative):
-    return str(Path("results") / "logs" / QUALITY_DIR.relative_to("results") / relative)
-
-
-QUALITY_CODE = lib(
-    "cli",
-    "quality_stage",
-    "quality",
-    "evalset",
-    "answers",
-    "semantic",
-    "llama",
-    "tables",
-    "provenance",
-)
-
-
-def quality_outputs(kind="table"):
-    if not CONFIG["quality"]["enabled"]:
-        return []
-    relative = (
-        "{model}/{quant}.parquet"
-        if kind == "table"
-        else "{model}/answers/{quant}.parquet"
-    )
-    return [
-        quality_path(relative.format(model=model, quant=quant))
-        for model in quality_models()
-        for quant in model_schemes(CONFIG, model)
-    ]
+def quality_log(name):
+    return log(f"{QUALITY_DIR.removeprefix('results/')}/{name}")
 
 
 def quality_models():
@@ -166,8 +155,20 @@ def quality_models():
     return [name for name, spec in CONFIG["models"].items() if spec["quality"]]
 
 
-def quant_jsons():
-    return [path.replace(".gguf", ".json") for path in quantized_models()]
+def quality_outputs(template=layout.QUALITY_TABLE):
+    return [
+        layout.fill(template, quality=QUALITY_DIR, model=model, quant=quant)
+        for model in quality_models()
+        for quant in model_schemes(CONFIG, model)
+    ]
+
+
+def quantized(template):
+    return [
+        layout.fill(template, model=model, quant=quant)
+        for model in CONFIG["models"]
+        for quant in model_schemes(CONFIG, model)
+    ]
 
 
 def laws_json():
@@ -178,7 +179,12 @@ def comparisons_json():
     return json.dumps(CONFIG["comparisons"], sort_keys=True)
 
 
-ARCHIVE = "results/archive/{device}-{stamp}.tar.gz".format(
+def device_path(template):
+    return layout.fill(template, device=DEVICE_NAME)
+
+
+ARCHIVE = layout.fill(
+    layout.ARCHIVE,
     device=DEVICE_NAME,
     stamp=CONFIG["archive"]["stamp"] or time.strftime("%Y%m%d", time.gmtime()),
 )
@@ -186,55 +192,33 @@ ARCHIVE = "results/archive/{device}-{stamp}.tar.gz".format(
 
 def archived_files():
     """What an archive holds besides the config and the lock: every table, record and report file."""
-    device = f"results/{DEVICE_NAME}"
-    models = [f"resources/models/{model}/base.json" for model in CONFIG["models"]]
-    models += [f"resources/models/{model}/mmproj.json" for model in vision_models()]
+    models = [layout.fill(layout.BASE_JSON, model=m) for m in CONFIG["models"]]
+    models += [layout.fill(layout.MMPROJ_JSON, model=m) for m in vision_models()]
     reference = [
-        quality_path(f"{model}/reference/answers.parquet") for model in quality_models()
+        layout.fill(layout.REFERENCE_ANSWERS, quality=QUALITY_DIR, model=m)
+        for m in quality_models()
     ]
-    report_files = [
-        f"{device}/report/{name}.{ext}" for name in FIGURES for ext in ("png", "svg")
-    ]
+    derived = [layout.LAWS, layout.TRADEOFFS, layout.COMPARISONS]
     return (
         models
-        + quant_jsons()
-        + [f"{device}/host.json"]
-        + bench_outputs("traces")
-        + bench_outputs("runs")
+        + quantized(layout.QUANT_JSON)
+        + [device_path(layout.HOST)]
+        + bench_outputs(layout.TRACE)
+        + bench_outputs(layout.RUNS)
         + quality_outputs()
-        + quality_outputs("answers")
+        + quality_outputs(layout.ANSWERS)
         + reference
-        + [f"{device}/{name}.parquet" for name in ("laws", "tradeoffs", "comparisons")]
-        + report_files
-        + [f"{device}/report/summary.md", f"{device}/report/index.html"]
+        + [device_path(t) for t in derived]
+        + layout.report_files(DEVICE_NAME)
     )
-
-
-FIGURES = [
-    "cost_vs_tokens",
-    "cost_vs_bpw",
-    "quality_vs_bpw",
-    "pareto",
-    "roofline",
-    "comparisons",
-    "knee",
-]
-
-
-def quantized_models():
-    return [
-        f"results/models/{model}/{quant}.gguf"
-        for model in CONFIG["models"]
-        for quant in model_schemes(CONFIG, model)
-    ]
 
 
 def all_targets():
     return (
-        quantized_models()
-        + [f"results/{DEVICE_NAME}/host.json"]
-        + bench_outputs("traces")
-        + bench_outputs("runs")
+        quantized(layout.QUANT_GGUF)
+        + [device_path(layout.HOST)]
+        + bench_outputs(layout.TRACE)
+        + bench_outputs(layout.RUNS)
         + quality_outputs()
-        + [f"results/{DEVICE_NAME}/report/index.html"]
+        + [device_path(layout.HTML)]
     )

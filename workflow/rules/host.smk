@@ -1,21 +1,18 @@
+# A measurement (the idle baseline needs a quiet host): no benchmark directive, every core.
 rule host_record:
-    input:
-        code=lib("bench", "sampler", "power", "devices", "bandwidth"),
     output:
-        host="results/{device}/host.json",
+        host=layout.HOST,
     log:
-        "results/logs/{device}/host.log",
+        log("{device}/host"),
     conda:
-        ENV
-    threads: workflow.cores  # the idle baseline needs a quiet host: nothing runs beside it
+        "../../envs/edgelaw.yaml"
+    threads: measurement_threads
     params:
         profile=profile_json(),
-        idle=CONFIG["bench"]["idle_seconds"],
-        hz=CONFIG["bench"]["sample_hz"],
+        settings=host_record_json(),
         n_threads=bench_threads(),
-        edgelaw=EDGELAW,
+        code=code("host-record"),
     shell:
-        "{params.edgelaw} --log {log} host-record --device {wildcards.device}"
-        " --profile {params.profile:q} --idle-seconds {params.idle} --sample-hz {params.hz}"
-        " --threads {params.n_threads}"
-        " --out {output.host}"
+        "python -m edgelaw --log {log} host-record --device {wildcards.device}"
+        " --profile {params.profile:q} --settings {params.settings:q}"
+        " --threads {params.n_threads} --out {output.host}"

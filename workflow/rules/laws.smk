@@ -1,25 +1,26 @@
 rule laws:
     input:
-        runs=lambda wildcards: bench_outputs("runs", wildcards.device),
+        runs=lambda wildcards: bench_outputs(layout.RUNS, wildcards.device),
         quality=quality_outputs(),
-        answers=quality_outputs("answers"),
-        quant_json=quant_jsons(),
-        host="results/{device}/host.json",
-        code=lib("laws", "fit", "tables", "provenance", "cli"),
+        answers=quality_outputs(layout.ANSWERS),
+        quant_json=quantized(layout.QUANT_JSON),
+        host=layout.HOST,
     output:
-        laws="results/{device}/laws.parquet",
-        tradeoffs="results/{device}/tradeoffs.parquet",
-        comparisons="results/{device}/comparisons.parquet",
+        laws=layout.LAWS,
+        tradeoffs=layout.TRADEOFFS,
+        comparisons=layout.COMPARISONS,
     log:
-        "results/logs/{device}/laws.log",
+        log("{device}/laws"),
+    benchmark:
+        benchmark("{device}/laws")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     params:
         settings=laws_json(),
         comparisons=comparisons_json(),
-        edgelaw=EDGELAW,
+        code=code("laws"),
     shell:
-        "{params.edgelaw} --log {log} laws --runs {input.runs} --quality {input.quality}"
+        "python -m edgelaw --log {log} laws --runs {input.runs} --quality {input.quality}"
         " --answers {input.answers} --quant-json {input.quant_json} --host {input.host}"
         " --settings {params.settings:q} --comparisons {params.comparisons:q}"
         " --out-laws {output.laws} --out-tradeoffs {output.tradeoffs}"

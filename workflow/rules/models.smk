@@ -1,52 +1,37 @@
 rule fetch_model:
-    input:
-        code=lib(
-            "sources/__init__",
-            "sources/hf",
-            "sources/pypi",
-            "sources/file",
-            "sources/synthetic",
-            "ggufio",
-            "bpe",
-        ),
     output:
-        gguf="resources/models/{model}/base.gguf",
-        meta="resources/models/{model}/base.json",
+        gguf=layout.BASE_GGUF,
+        meta=layout.BASE_JSON,
     log:
-        "results/logs/fetch_model/{model}.log",
+        log("fetch_model/{model}"),
+    benchmark:
+        benchmark("fetch_model/{model}")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     params:
         spec=model_spec_json,
-        edgelaw=EDGELAW,
+        code=code("fetch-model"),
     shell:
-        "{params.edgelaw} --log {log} fetch-model --model {wildcards.model}"
+        "python -m edgelaw --log {log} fetch-model --model {wildcards.model}"
         " --spec {params.spec:q} --out-gguf {output.gguf} --out-json {output.meta}"
 
 
 rule fetch_mmproj:
     input:
-        language="resources/models/{model}/base.gguf",
-        code=lib(
-            "sources/__init__",
-            "sources/hf",
-            "sources/pypi",
-            "sources/file",
-            "sources/synthetic_vision",
-            "vision",
-            "ggufio",
-        ),
+        language=layout.BASE_GGUF,
     output:
-        gguf="resources/models/{model}/mmproj.gguf",
-        meta="resources/models/{model}/mmproj.json",
+        gguf=layout.MMPROJ_GGUF,
+        meta=layout.MMPROJ_JSON,
     log:
-        "results/logs/fetch_mmproj/{model}.log",
+        log("fetch_mmproj/{model}"),
+    benchmark:
+        benchmark("fetch_mmproj/{model}")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     params:
         spec=mmproj_spec_json,
-        edgelaw=EDGELAW,
+        code=code("fetch-mmproj"),
     shell:
-        "{params.edgelaw} --log {log} fetch-mmproj --model {wildcards.model}"
+        "python -m edgelaw --log {log} fetch-mmproj --model {wildcards.model}"
         " --spec {params.spec:q} --language {input.language}"
         " --out-gguf {output.gguf} --out-json {output.meta}"

@@ -1,48 +1,50 @@
 rule quality_reference:
     input:
-        base="resources/models/{model}/base.gguf",
+        base=layout.BASE_GGUF,
         eval_text=QUALITY_INPUTS["eval_text"],
         prompts=QUALITY_INPUTS["prompts"],
-        code=QUALITY_CODE,
     output:
-        npz=quality_path("{model}/reference/logprobs.npz"),
-        answers=quality_path("{model}/reference/answers.parquet"),
+        npz=quality_path(layout.REFERENCE_NPZ),
+        answers=quality_path(layout.REFERENCE_ANSWERS),
     log:
-        quality_log("{model}/reference.log"),
+        quality_log("{model}/reference"),
+    benchmark:
+        benchmark("quality_reference/{model}")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     threads: bench_threads()
     params:
         settings=quality_json(),
-        edgelaw=EDGELAW,
+        code=code("quality-reference"),
     shell:
-        "{params.edgelaw} --log {log} quality-reference --model {wildcards.model}"
+        "python -m edgelaw --log {log} quality-reference --model {wildcards.model}"
         " --base {input.base} --settings {params.settings:q} --threads {threads}"
         " --out-npz {output.npz} --out-answers {output.answers}"
 
 
 rule quality:
     input:
-        gguf="results/models/{model}/{quant}.gguf",
-        meta="results/models/{model}/{quant}.json",
-        ref_npz=quality_path("{model}/reference/logprobs.npz"),
-        ref_answers=quality_path("{model}/reference/answers.parquet"),
+        gguf=layout.QUANT_GGUF,
+        meta=layout.QUANT_JSON,
+        ref_npz=quality_path(layout.REFERENCE_NPZ),
+        ref_answers=quality_path(layout.REFERENCE_ANSWERS),
         eval_text=QUALITY_INPUTS["eval_text"],
         prompts=QUALITY_INPUTS["prompts"],
-        code=QUALITY_CODE,
     output:
-        table=quality_path("{model}/{quant}.parquet"),
-        answers=quality_path("{model}/answers/{quant}.parquet"),
+        table=quality_path(layout.QUALITY_TABLE),
+        answers=quality_path(layout.ANSWERS),
     log:
-        quality_log("{model}/{quant}.log"),
+        quality_log("{model}/{quant}"),
+    benchmark:
+        benchmark("quality/{model}/{quant}")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     threads: bench_threads()
     params:
         settings=quality_json(),
-        edgelaw=EDGELAW,
+        code=code("quality"),
     shell:
-        "{params.edgelaw} --log {log} quality --model {wildcards.model} --quant {wildcards.quant}"
+        "python -m edgelaw --log {log} quality --model {wildcards.model} --quant {wildcards.quant}"
         " --gguf {input.gguf} --quant-json {input.meta} --settings {params.settings:q}"
         " --threads {threads} --ref-npz {input.ref_npz} --ref-answers {input.ref_answers}"
         " --out-table {output.table} --out-answers {output.answers}"

@@ -1,19 +1,20 @@
 rule quantize:
     input:
-        base="resources/models/{model}/base.gguf",
-        code=lib("quantize", "ggufio", "llama"),
+        base=layout.BASE_GGUF,
     output:
-        gguf="results/models/{model}/{quant}.gguf",
-        meta="results/models/{model}/{quant}.json",
+        gguf=layout.QUANT_GGUF,
+        meta=layout.QUANT_JSON,
     log:
-        "results/logs/quantize/{model}/{quant}.log",
+        log("quantize/{model}/{quant}"),
+    benchmark:
+        benchmark("quantize/{model}/{quant}")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     threads: CONFIG["quantize_threads"]
     params:
         scheme=scheme_json,
-        edgelaw=EDGELAW,
+        code=code("quantize"),
     shell:
-        "{params.edgelaw} --log {log} quantize --model {wildcards.model}"
+        "python -m edgelaw --log {log} quantize --model {wildcards.model}"
         " --scheme-name {wildcards.quant} --scheme {params.scheme:q} --base {input.base}"
         " --out-gguf {output.gguf} --out-json {output.meta} --threads {threads}"

@@ -1,58 +1,33 @@
 rule report:
     input:
-        runs=lambda wildcards: bench_outputs("runs", wildcards.device),
+        runs=lambda wildcards: bench_outputs(layout.RUNS, wildcards.device),
         quality=quality_outputs(),
-        laws="results/{device}/laws.parquet",
-        tradeoffs="results/{device}/tradeoffs.parquet",
-        comparisons="results/{device}/comparisons.parquet",
-        host="results/{device}/host.json",
-        code=lib("report", "figures", "atomic", "tables", "cli"),
+        laws=layout.LAWS,
+        tradeoffs=layout.TRADEOFFS,
+        comparisons=layout.COMPARISONS,
+        host=layout.HOST,
     output:
-        cost_vs_tokens=report(
-            "results/{device}/report/cost_vs_tokens.png",
-            caption="../report/cost_vs_tokens.rst",
-            category="Figures",
-        ),
-        cost_vs_bpw=report(
-            "results/{device}/report/cost_vs_bpw.png",
-            caption="../report/cost_vs_bpw.rst",
-            category="Figures",
-        ),
-        quality_vs_bpw=report(
-            "results/{device}/report/quality_vs_bpw.png",
-            caption="../report/quality_vs_bpw.rst",
-            category="Figures",
-        ),
-        pareto=report(
-            "results/{device}/report/pareto.png",
-            caption="../report/pareto.rst",
-            category="Figures",
-        ),
-        roofline=report(
-            "results/{device}/report/roofline.png",
-            caption="../report/roofline.rst",
-            category="Figures",
-        ),
-        comparisons=report(
-            "results/{device}/report/comparisons.png",
-            caption="../report/comparisons.rst",
-            category="Figures",
-        ),
-        knee=report(
-            "results/{device}/report/knee.png",
-            caption="../report/knee.rst",
-            category="Figures",
-        ),
-        svg=expand("results/{{device}}/report/{name}.svg", name=FIGURES),
-        summary=report("results/{device}/report/summary.md", category="Summary"),
-        html="results/{device}/report/index.html",
+        **{
+            figure: report(
+                layout.fill(layout.FIGURE, figure=figure, ext="png"),
+                caption=f"../report/{figure}.rst",
+                category="Figures",
+            )
+            for figure in layout.FIGURES
+        },
+        svg=expand(layout.FIGURE, figure=layout.FIGURES, ext="svg", allow_missing=True),
+        summary=report(layout.SUMMARY, category="Summary"),
+        html=layout.HTML,
     log:
-        "results/logs/{device}/report.log",
+        log("{device}/report"),
+    benchmark:
+        benchmark("{device}/report")
     conda:
-        ENV
+        "../../envs/edgelaw.yaml"
     params:
-        edgelaw=EDGELAW,
+        out_dir=lambda wildcards, output: os.path.dirname(output.html),
+        code=code("report"),
     shell:
-        "{params.edgelaw} --log {log} report --runs {input.runs} --quality {input.quality}"
+        "python -m edgelaw --log {log} report --runs {input.runs} --quality {input.quality}"
         " --laws {input.laws} --tradeoffs {input.tradeoffs} --comparisons {input.comparisons}"
-        " --host {input.host} --out-dir results/{wildcards.device}/report"
+        " --host {input.host} --out-dir {params.out_dir}"

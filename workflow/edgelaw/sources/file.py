@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import EdgelawError
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.hashing import check_sha256
 
 
 def fetch(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
-    from . import check_sha256
-
     path = Path(spec["path"]).expanduser()
     if not path.is_file():
         raise EdgelawError(f"model {name}: file {path} does not exist; fix models.{name}.path in the config")

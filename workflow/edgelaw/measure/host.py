@@ -1,0 +1,31 @@
+"""The host record: what a device's results were measured on, written once per device (host.json)."""
+
+from __future__ import annotations
+
+import time
+
+from edgelaw.measure.accounting import idle_baseline
+from edgelaw.measure.sampler import idle_window, rates, sampling
+
+
+def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: float, threads: int) -> dict:
+    """This host's fingerprint, power source, idle baseline and memory bandwidth, for results/{device}/host.json."""
+    from edgelaw.core.devices import fingerprint
+    from edgelaw.core.llama import build_info
+    from edgelaw.measure.bandwidth import copy_bandwidth
+
+    with sampling(profile, sample_hz) as (sampler, source):
+        window = idle_window(idle_seconds)
+    df = rates(sampler.frame(), sampler.n_cpus)
+    return {
+        "device": device,
+        "profile": profile,
+        "host": fingerprint(),
+        "llama_cpp": build_info(),
+        "cpu_only": True,
+        "power_source": source.name,
+        "power_sources_tried": profile["power"]["sources"],
+        "idle_baseline": idle_baseline(df, *window, source.kind == "counter"),
+        "memory_bandwidth": copy_bandwidth(threads),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

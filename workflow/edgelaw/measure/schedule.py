@@ -1,0 +1,45 @@
+"""What one bench job runs: its points, in order, and the context they need.
+
+A point is a dict: run_id, x (prompt tokens, or pixels for an image), n_gen, rep, warmup, and for
+the resolution workload the image's series, w and h.
+"""
+
+from __future__ import annotations
+
+from edgelaw.measure import images
+from edgelaw.measure.settings import Settings
+
+
+def schedule(s: Settings, workload: str = "tokens") -> list[dict]:
+    """Warm-up runs (largest point, not recorded), then repetitions of the sweep, one sweep at a time."""
+    if workload == "resolution":
+        return image_schedule(s)
+    points = [{"run_id": f"warmup{w}", "x": max(s.prompt_tokens), "n_gen": s.n_gen, "rep": -1, "warmup": True}
+              for w in range(s.warmup)]
+    for rep in range(s.repetitions):
+        for x in s.prompt_tokens:
+            points.append({"run_id": f"x{x}-r{rep}", "x": x, "n_gen": s.n_gen, "rep": rep, "warmup": False})
+    return points
+
+
+def image_schedule(s: Settings) -> list[dict]:
+    """The resolution sweep: one image at every size of the sweep; x is its nominal pixel count."""
+    r = s.resolution
+    sweep = images.sizes(r["long_sides"], r["aspect"], r["square"])
+    series, w, h = max(sweep, key=lambda t: t[1] * t[2])
+    points = [{"run_id": f"warmup{i}", "x": w * h, "w": w, "h": h, "series": series, "n_gen": r["n_gen"], "rep": -1,
+               "warmup": True} for i in range(s.warmup)]
+    for rep in range(s.repetitions):
+        for series, w, h in sweep:
+            points.append({"run_id": f"{w}x{h}-r{rep}", "x": w * h, "w": w, "h": h, "series": series,
+                           "n_gen": r["n_gen"], "rep": rep, "warmup": False})
+    return points
+
+
+def context_size(settings: Settings, points: list[dict], geometry: dict | None) -> int:
+    """The worker's context: the longest prompt, or the most tokens an image of the sweep can become
+    (the clamp; without one, e.g. a family that resizes to a fixed size, the largest image bounds it)."""
+    if geometry is None:
+        return settings.n_ctx()
+    largest = max(p["x"] for p in points) // geometry["token_side"] ** 2 + 1
+    return settings.n_ctx(geometry["clamp_tokens"] or largest)

@@ -1,0 +1,224 @@
+"""The report's figures (matplotlib, no display): each is drawn from the tables and the fitted laws.
+
+Every function takes the tables and returns a Figure; `save` writes it as PNG and SVG atomically.
+A figure whose data does not exist in this experiment (e.g. no VLM workload) says so on its canvas,
+so that the report's set of files is fixed.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from edgelaw.core.atomic import atomic_path  # noqa: E402
+from edgelaw.laws.fit import hinge  # noqa: E402
+from edgelaw.laws.derive import knee_law  # noqa: E402
+
+LABELS = {
+    "cpu_core_s": "CPU (core-seconds above idle)", "mem_gb_s": "memory (GB-seconds)", "energy_j": "energy (J)",
+    "peak_rss_bytes": "peak resident memory (MB)", "ppl": "perplexity", "top1_pct": "top-1 agreement (%)",
+    "kld_mean": "mean KL divergence (nats)", "sem_base": "semantic similarity to base", "decode_tps": "decode tokens/s",
+}
+
+
+def save(fig, stem: str) -> None:
+    for ext in ("png", "svg"):
+        with atomic_path(f"{stem}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _empty(title: str, message: str):
+    fig, ax = plt.subplots(figsize=(6, 2.5))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return fig
+
+
+def _law(laws: pd.DataFrame, law: str, y: str, model=None, quant=None) -> dict[str, float]:
+    sel = (laws["law"] == law) & (laws["y"] == y)
+    if model is not None:
+        sel &= laws["model"] == model
+    if quant is not None:
+        sel &= laws["quant"] == quant
+    rows = laws[sel & laws["value"].notna()]
+    return dict(zip(rows["param"], rows["value"]))
+
+
+def cost_vs_tokens(runs: pd.DataFrame, laws: pd.DataFrame):
+    tokens = runs[(runs["status"] == "ok") & (runs["workload"] == "tokens")]
+    if tokens.empty:
+        return _empty("Cost vs prompt tokens", "no token-sweep runs")
+    metrics = ["cpu_core_s", "mem_gb_s", "energy_j"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for (model, quant), g in tokens.groupby(["model", "quant"]):
+        label = f"{quant}" if tokens["model"].nunique() == 1 else f"{model}/{quant}"
+        for ax, m in zip(axes, metrics):
+            mean = g.groupby("x")[m].mean()
+            line = ax.plot(mean.index, mean.values, "o", ms=4, label=label)[0]
+            p = _law(laws, "cost_vs_tokens", m, model, quant)
+            if p:
+                xs = np.linspace(0, mean.index.max(), 50)
+                ax.plot(xs, p["intercept"] + p["slope"] * xs, "-", color=line.get_color(), lw=1)
+    for ax, m in zip(axes, metrics):
+        ax.set_xlabel("prompt tokens")
+        ax.set_ylabel(LABELS[m])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.suptitle("Cost grows linearly with prompt tokens (points: mean of repetitions; lines: fits)")
+    return fig
+
+
+def cost_vs_bpw(trade: pd.DataFrame, laws: pd.DataFrame):
+    if trade.empty:
+        return _empty("Cost vs bits per weight", "no runs")
+    metrics = ["peak_rss_bytes", "cpu_core_s", "energy_j"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    x_ref = int(trade["x_ref"].iloc[0])
+    for model, g in trade.groupby("model"):
+        for ax, m in zip(axes, metrics):
+            scale = 1e6 if m == "peak_rss_bytes" else 1.0
+            line = ax.plot(g["bpw"], g[m] / scale, "o", label=model)[0]
+            for _, r in g.iterrows():
+                ax.annotate(r["quant"], (r["bpw"], r[m] / scale), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            p = _law(laws, f"cost_vs_bpw_at_{x_ref}_tokens", m, model)
+            if p:
+                xs = np.linspace(g["bpw"].min(), g["bpw"].max(), 20)
+                ax.plot(xs, (p["intercept"] + p["slope"] * xs) / scale, "-", lw=1, color=line.get_color())
+    for ax, m in zip(axes, metrics):
+        ax.set_xlabel("bits per weight")
+        ax.set_ylabel(LABELS[m])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Cost vs bits per weight at {x_ref} prompt tokens (lines: linear fits)")
+    return fig
+
+
+def quality_vs_bpw(quality: pd.DataFrame, laws: pd.DataFrame):
+    if quality.empty:
+        return _empty("Quality vs bits per weight", "no quality tables (quality.enabled: false)")
+    metrics = ["ppl", "top1_pct", "kld_mean", "sem_base"]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    for model, g in quality.sort_values("bpw").groupby("model"):
+        for ax, m in zip(axes, metrics):
+            err = g["ppl_se"] if m == "ppl" else (g["top1_pct_se"] if m == "top1_pct" else None)
+            line = ax.errorbar(g["bpw"], g[m], yerr=err, fmt="o", ms=4, capsize=2, label=model)[0]
+            p = _law(laws, "quality_vs_bpw", m, model)
+            if p:
+                xs = np.linspace(g["bpw"].min(), g["bpw"].max(), 200)
+                ax.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", lw=1, color=line.get_color())
+                ax.axvline(p["knee"], ls=":", color=line.get_color())
+                ci = laws[(laws["law"] == "quality_vs_bpw") & (laws["y"] == m) & (laws["model"] == model)
+                          & (laws["param"] == "knee")]
+                if len(ci):
+                    ax.axvspan(ci["ci_low"].iloc[0], ci["ci_high"].iloc[0], alpha=0.1, color=line.get_color())
+    for ax, m in zip(axes, metrics):
+        ax.set_xlabel("bits per weight")
+        ax.set_ylabel(LABELS[m])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Quality vs bits per weight: hinge fits (dotted: threshold, band: its 95% interval)")
+    return fig
+
+
+def pareto(trade: pd.DataFrame):
+    data = trade.dropna(subset=["ppl"])
+    if data.empty:
+        return _empty("Pareto front", "needs the quality stage")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter(data["cpu_core_s"], data["ppl"], c=np.where(data["pareto_cpu"], "C3", "C0"))
+    for _, r in data.iterrows():
+        ax.annotate(f"{r['quant']}" if data["model"].nunique() == 1 else f"{r['model']}/{r['quant']}",
+                    (r["cpu_core_s"], r["ppl"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = data[data["pareto_cpu"]].sort_values("cpu_core_s")
+    ax.step(front["cpu_core_s"], front["ppl"], where="post", color="C3", lw=1, label="Pareto front")
+    ax.set_xlabel(f"CPU core-seconds per run ({int(data['x_ref'].iloc[0])} prompt tokens)")
+    ax.set_ylabel("perplexity (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Cost vs quality across models and schemes")
+    return fig
+
+
+def roofline(trade: pd.DataFrame, bandwidth_gb_s: float | None):
+    if trade.empty or not bandwidth_gb_s:
+        return _empty("Decode roofline", "no runs, or no measured memory bandwidth in host.json")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    mb = trade["weight_bytes"] / 1e6
+    xs = np.linspace(mb.min() * 0.8, mb.max() * 1.2, 100)
+    ax.plot(xs, bandwidth_gb_s * 1e3 / xs, "k--", lw=1, label=f"bound: {bandwidth_gb_s:.1f} GB/s / model bytes")
+    ax.scatter(mb, trade["decode_tps"], color="C0")
+    for (_, r), m in zip(trade.iterrows(), mb):
+        ax.annotate(f"{r['quant']} {100 * r['roofline_fraction']:.0f}%", (m, r["decode_tps"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("weights read per token (MB)")
+    ax.set_ylabel("decode tokens/s")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Decode speed as a fraction of the memory-bandwidth bound")
+    return fig
+
+
+def comparisons(comp: pd.DataFrame):
+    if comp.empty:
+        return _empty("Comparisons", "no comparisons in the config")
+    pairs = list(dict.fromkeys(zip(comp["baseline"], comp["variant"])))
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(8, 0.45 * len(comp) + 1.5 * len(pairs)), squeeze=False)
+    for ax, (b, v) in zip(axes[:, 0], pairs):
+        g = comp[(comp["baseline"] == b) & (comp["variant"] == v)]
+        y = np.arange(len(g))
+        err = np.vstack([g["change_pct"] - g["ci_low"], g["ci_high"] - g["change_pct"]])
+        ax.barh(y, g["change_pct"], xerr=err, color=np.where(g["change_pct"] < 0, "C2", "C1"), capsize=3)
+        ax.set_yticks(y, g["metric"])
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlabel("change (%), 95% interval")
+        ax.set_title(f"{v} vs {b}")
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def knee(runs: pd.DataFrame, laws: pd.DataFrame):
+    """Per model x scheme: cost against nominal pixels with each series' fitted hinge and the clamp
+    (left), and against the pixels left after the model's preprocessing (right)."""
+    images = runs[(runs["status"] == "ok") & (runs["workload"] == "resolution")] if len(runs) else runs
+    if images.empty or "image_series" not in images:
+        return _empty("Resolution knee", "no resolution sweep (VLM workload) in this experiment")
+    groups = list(images.groupby(["model", "quant"], sort=True))
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.2 * len(groups)), squeeze=False)
+    for (ax_n, ax_e), ((model, quant), g) in zip(axes, groups):
+        for i, (series, gs) in enumerate(g.groupby("image_series", sort=True)):
+            color, marker = f"C{i}", "os"[i % 2]
+            mean = gs.groupby("x")["cpu_core_s"].mean()
+            ax_n.plot(mean.index, mean.values, marker, color=color, label=f"{series} (mean of reps)")
+            p = _law(laws, knee_law(series), "cpu_core_s", model, quant)
+            if p:
+                xs = np.geomspace(mean.index.min(), mean.index.max(), 300)
+                ax_n.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", color=color, lw=1)
+                ax_n.axvline(p["knee"], ls=":", color=color, label=f"{series} fitted knee {p['knee']:,.0f} px")
+            eff = gs.groupby("effective_pixels")["cpu_core_s"].mean()
+            ax_e.plot(eff.index, eff.values, marker, color=color, label=series)
+        clamp = g["clamp_pixels"].dropna()
+        if len(clamp):
+            c = float(clamp.iloc[0])
+            tokens = int(g["image_max_tokens"].dropna().iloc[0])
+            for ax in (ax_n, ax_e):
+                ax.axvline(c, ls="--", color="k", lw=1, label=f"clamp: {tokens} tokens = {c:,.0f} px")
+        ax_n.set_xscale("log")
+        ax_n.set_title(f"{model}/{quant}: cost vs nominal pixels")
+        ax_n.set_xlabel("nominal pixels (width x height given to the model)")
+        ax_e.set_title(f"{model}/{quant}: cost vs effective pixels")
+        ax_e.set_xlabel("effective pixels (after the model's resize)")
+        for ax in (ax_n, ax_e):
+            ax.set_ylabel(LABELS["cpu_core_s"])
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Resolution knee: the cost is flat above the clamp and falls below it")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,154 @@
+"""The report of one device (or several): figures, summary.md in plain words, a self-contained index.html.
+
+The HTML page embeds its figures as data URIs and links nowhere, so it can be mailed or archived alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from edgelaw.report import figures as draw
+from edgelaw.core.atomic import atomic_path
+from edgelaw.core.layout import FIGURES, HTML_FILE, SUMMARY_FILE
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "n/a" if pd.isna(v) else f"{v:.{digits}g}"
+
+
+def _param(laws: pd.DataFrame, sel, param: str) -> pd.Series | None:
+    rows = laws[sel & (laws["param"] == param)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
+    lines = [f"# edgelaw report: {host.get('device', '?')}", ""]
+    h = host.get("host", {})
+    bw = host.get("memory_bandwidth", {}).get("copy_gb_s")
+    lines += [f"Host: {h.get('cpu', '?')}, {h.get('cores_logical', '?')} logical cores, "
+              f"{h.get('memory_bytes', 0) / 2**30:.0f} GiB; power source `{host.get('power_source', '?')}`; "
+              f"memory bandwidth (copy) {_fmt(bw)} GB/s.", ""]
+    lines += ["## Cost is linear in prompt tokens (study A, law 1)", ""]
+    lines += ["| model | scheme | cost | per token (95% CI) | at 0 tokens | R² | n |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for y in ["cpu_core_s", "mem_gb_s", "energy_j"]:
+        for (model, quant), g in laws[(laws["law"] == "cost_vs_tokens") & (laws["y"] == y)].groupby(["model", "quant"]):
+            s, i = g[g["param"] == "slope"], g[g["param"] == "intercept"]
+            if s.empty:
+                continue
+            s, i = s.iloc[0], i.iloc[0]
+            lines.append(f"| {model} | {quant} | {y} | {_fmt(s.value)} ({_fmt(s.ci_low)} to {_fmt(s.ci_high)}) | "
+                         f"{_fmt(i.value)} | {s.r2:.3f} | {s.n} |")
+    lines += ["", "## Cost against bits per weight (study B, finding 2)", ""]
+    for _, r in laws[laws["law"].str.startswith("cost_vs_bpw") & (laws["param"] == "slope")].iterrows():
+        unit = " MB" if r.y == "peak_rss_bytes" else ""
+        scale = 1e6 if r.y == "peak_rss_bytes" else 1
+        lines.append(f"- {r.model}: {r.y} changes by {_fmt(r.value / scale)}{unit} per bit per weight "
+                     f"(95% CI {_fmt(r.ci_low / scale)} to {_fmt(r.ci_high / scale)}; R² {r.r2:.2f}, n {r.n}).")
+    lines += ["", "## Quality against bits per weight (study B's threshold)", ""]
+    for _, r in laws[(laws["law"] == "quality_vs_bpw") & (laws["param"] == "knee")].iterrows():
+        note = f" Note: {r.note}." if r.note else ""
+        lines.append(f"- {r.model}: {r.y} is flat above {r.value:.2f} BPW and changes below it "
+                     f"(95% CI {r.ci_low:.2f} to {r.ci_high:.2f}; R² {r.r2:.2f}).{note}")
+    if len(trade):
+        lines += ["", "## Trade-offs at one prompt length", "", markdown_table(trade[[
+            c for c in ["model", "quant", "bpw", "cpu_core_s", "mem_gb_s", "energy_j", "peak_rss_bytes", "decode_tps",
+                        "roofline_fraction", "ppl", "top1_pct", "sem_base", "pareto_cpu"] if c in trade]])]
+        front = trade[trade["pareto_cpu"]]
+        if len(front):
+            lines += ["", f"Pareto front (CPU vs perplexity): {', '.join(front['model'] + '/' + front['quant'])}."]
+        rf = trade["roofline_fraction"].dropna()
+        if len(rf):
+            lines += [f"Decode reaches {100 * rf.min():.0f}% to {100 * rf.max():.0f}% of the memory-bandwidth bound."]
+    if len(comp):
+        lines += ["", "## Comparisons", ""]
+        for (b, v), g in comp.groupby(["baseline", "variant"], sort=False):
+            parts = [f"{r.metric} {r.change_pct:+.1f}% ({r.ci_low:+.1f} to {r.ci_high:+.1f})" for r in g.itertuples()]
+            lines.append(f"- {v} vs {b}: " + "; ".join(parts) + ".")
+    knees = laws[laws["law"].str.startswith("resolution_knee") & (laws["param"] == "knee")]
+    if len(knees):
+        lines += ["", "## Resolution knee (study A, law 2)", ""]
+        images = runs[runs["workload"] == "resolution"]
+        for _, r in knees.iterrows():
+            series = "square series" if r.law.endswith("square") else "main series"
+            clamp = images.loc[(images["model"] == r.model) & (images["quant"] == r.quant), "clamp_pixels"].dropna()
+            where = (f"; the clamp is at {clamp.iloc[0]:,.0f} px (knee / clamp = {r.value / clamp.iloc[0]:.2f})"
+                     if len(clamp) else "")
+            lines.append(f"- {r.model}/{r.quant}, {series}: {r.y} is flat above {r.value:,.0f} nominal pixels "
+                         f"(95% CI {r.ci_low:,.0f} to {r.ci_high:,.0f}){where}.")
+    lines += ["", "Figures: " + ", ".join(f"`{f}.png`" for f in FIGURES) + " (and `.svg`)."]
+    return lines
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return _fmt(v, 4)
+        return str(v)
+
+    head = "| " + " | ".join(df.columns) + " |\n| " + " | ".join("---" for _ in df.columns) + " |\n"
+    return head + "\n".join("| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False))
+
+
+def write_summary(path: Path, lines: list[str]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def write_html(path: Path, lines: list[str], figure_dir: Path, title: str, figures: list[str] | None = None) -> None:
+    """Markdown-ish summary to HTML (headings, bullets, tables), then every figure inline."""
+    body, table = [], []
+
+    def flush_table():
+        if table:
+            rows = [r.strip("|").split("|") for r in table if not set(r.replace("|", "").strip()) <= {"-", " "}]
+            cells = ["<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>" for r in rows]
+            body.append("<table>" + "".join(cells) + "</table>")
+            table.clear()
+
+    for line in (part for entry in lines for part in entry.split("\n")):
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("- "):
+            body.append(f"<p>&bull; {html.escape(line[2:])}</p>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush_table()
+    for name in figures if figures is not None else FIGURES:
+        data = base64.b64encode((figure_dir / f"{name}.png").read_bytes()).decode()
+        body.append(f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}table{border-collapse:collapse;"
+            "font-size:12px}td{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(page)
+
+
+def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bw = host.get("memory_bandwidth", {}).get("copy_gb_s")
+    drawn = {
+        "cost_vs_tokens": draw.cost_vs_tokens(runs, laws),
+        "cost_vs_bpw": draw.cost_vs_bpw(trade, laws),
+        "quality_vs_bpw": draw.quality_vs_bpw(quality, laws),
+        "pareto": draw.pareto(trade),
+        "roofline": draw.roofline(trade, bw),
+        "comparisons": draw.comparisons(comp),
+        "knee": draw.knee(runs, laws),
+    }
+    for name, fig in drawn.items():
+        draw.save(fig, str(out_dir / name))
+    lines = summary_lines(runs, quality, laws, trade, comp, host)
+    write_summary(out_dir / SUMMARY_FILE, lines)
+    write_html(out_dir / HTML_FILE, lines, out_dir, f"edgelaw report: {host.get('device', '')}")
+
