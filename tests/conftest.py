@@ -105,13 +105,19 @@ class Workflow:
     def write_config(self, config: dict) -> None:
         self.configfile.write_text(yaml.safe_dump(config))
 
-    def run(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-        cmd = [
+    def command(self, *args: str) -> list[str]:
+        return [
             sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
             "--directory", str(self.workdir), "--configfile", str(self.configfile),
             "--replace-workflow-config", "--cores", "2", *args,
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+    def start(self, *args: str) -> subprocess.Popen:
+        """Snakemake in the background (the caller waits for it, and stops it if the test fails)."""
+        return subprocess.Popen(self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def run(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(self.command(*args), capture_output=True, text=True, env={**os.environ, **(env or {})})
         if check and proc.returncode != 0:
             raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
         return proc

@@ -27,7 +27,8 @@ def trace(end=6.0, **columns) -> pd.DataFrame:
     """Samples every STEP s over [0, end]; a column is a constant, or a function of t."""
     t = np.arange(0.0, end + STEP / 2, STEP)
     df = pd.DataFrame({"t": t, "t_mid": t, "proc_cpu_s": 1.0, "cpu_proc_pct": 0.0, "cpu_sys_pct": 0.0,
-                       "rss_bytes": 0.0, "mem_sys_used_bytes": 0, "power_w": math.nan, "energy_j": math.nan})
+                       "rss_bytes": 0.0, "mem_sys_used_bytes": 0, "power_w": math.nan, "energy_j": math.nan,
+                       "sys_busy_s": 0.0, "self_cpu_s": 0.0, "sys_steal_s": 0.0})
     for name, value in columns.items():
         df[name] = value(t) if callable(value) else value
     return df
@@ -58,13 +59,14 @@ def timeline_of(evs) -> Timeline:
 
 
 def point(run_id, x=64, n_gen=12, rep=0, warmup=False, **extra):
-    return {"run_id": run_id, "x": x, "n_gen": n_gen, "rep": rep, "warmup": warmup, **extra}
+    return {"run_id": run_id, "point_id": run_id, "attempt": 0, "x": x, "n_gen": n_gen, "rep": rep, "warmup": warmup,
+            **extra}
 
 
 def rows_of(df, tl, points, counter=False, origin=0.0, geometry=None):
     df = label_phases(df, tl)
     idle = idle_baseline(df, *IDLE, counter)
-    return pd.DataFrame(run_rows(df, tl, points, idle, counter, origin, COMMON, geometry)).set_index("run_id")
+    return pd.DataFrame(run_rows(df, tl, points, idle, counter, origin, COMMON, geometry, min_window=0.5)).set_index("run_id")
 
 
 # A run: start at 2, first token at 2.5, end at 4 (prefill 0.5 s, decode 1.5 s).
@@ -254,18 +256,14 @@ def test_the_timeline_of_a_crash_and_restart():
     assert set(label_phases(trace(end=8.0), tl)["run_id"]) == {"", "load", "x16-r0", "x256-r0"}
 
 
-def test_a_dead_worker_is_blamed_on_its_point_and_the_schedule_resumes_after_it(capsys):
-    points = [point("x16-r0", x=16), point("x64-r0"), point("x256-r0", x=256)]
+def test_a_dead_worker_is_blamed_on_its_point_or_on_the_load(capsys):
     supervisor = WorkerSupervisor("m.gguf", 2, None, "m q tokens", 512)
-    for kind, p in events(("x16-r0", 2.0, 2.5, 3.0), finished=False):
-        supervisor.timeline.add(kind, p)
-    supervisor.timeline.add("start", {"t": 3.5, "cpu_s": 0.5, "run_id": "x64-r0"})
-    assert supervisor._after_crash(-9, points) == [point("x256-r0", x=256)]
+    supervisor._blame(point("x64-r0"), -9)
     assert supervisor.timeline.crashed == {"x64-r0": "worker died with signal 9 (killed: out of memory?)"}
     assert "m q tokens: x64-r0: worker died with signal 9" in capsys.readouterr().err
-    # died between points (after x64 was done): the next point not done takes the blame
-    assert supervisor._after_crash(1, points[2:]) == []
-    assert supervisor.timeline.crashed["x256-r0"] == "worker exited with code 1"
+    supervisor._blame(None, 1)  # died loading the model, before any point
+    assert supervisor.timeline.crashed[None] == "worker exited with code 1"
+    assert "m q tokens: the model load: worker exited with code 1" in capsys.readouterr().err
 
 
 def test_progress_lines_are_read_off_the_timeline():
@@ -273,22 +271,23 @@ def test_progress_lines_are_read_off_the_timeline():
     progress = Progress(points)
     tl = Timeline()
     said = []
+    by_id = {p["run_id"]: p for p in points}
     for kind, p in events(("warmup0", 1.75, 1.8, 1.9), ("x64-r1", 2.0, 2.5, 4.0)):
         tl.add(kind, p)
-        said.append(progress.line(tl, kind, p.get("run_id")))
+        said.append(progress.line(tl, kind, by_id.get(p.get("run_id"))))
     assert [s for s in said if s] == ["model loaded in 0.25 s",
                                       "run 2/2 (64 tokens, rep 1): prefill 128 tok/s, decode 8.0 tok/s"]
     tl.add("point_error", {"t": 5.0, "cpu_s": 0.0, "run_id": "x16-r0", "error": "context full"})
-    assert progress.line(tl, "point_error", "x16-r0") == "x16-r0 failed: context full"
+    assert progress.line(tl, "point_error", by_id["x16-r0"]) == "x16-r0 failed: context full"
 
 
 def test_an_image_runs_progress_line_comes_with_its_image_info():
     p = point("64x48-r0", x=64 * 48, n_gen=4, w=64, h=48, series="4:3")
     progress, tl = Progress([p]), timeline_of(events(("64x48-r0", 2.0, 2.5, 4.0)))
-    assert progress.line(tl, "end", "64x48-r0") is None
+    assert progress.line(tl, "end", p) is None
     tl.add("image", {"t": 4.0, "cpu_s": 0.0, "run_id": "64x48-r0", "image_tokens": 12, "grid_x": 4, "grid_y": 3,
                      "n_prompt_tokens": 40, "encode_s": 0.25})
-    assert progress.line(tl, "image", "64x48-r0") == (
+    assert progress.line(tl, "image", p) == (
         "run 1/1 (64x48 px -> 12 image tokens, rep 0): encode 0.25 s, first token after 0.50 s")
 
 

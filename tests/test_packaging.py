@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -41,9 +42,10 @@ def test_the_installed_wheel_validates_a_config_outside_the_checkout(wheel, tmp_
     # the dependencies from this venv (a plain path entry: its editable install of edgelaw is not seen)
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     python = str(env / "bin" / "python")
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # no other copy of the library on the path
     where = subprocess.run([python, "-c", "import edgelaw; print(edgelaw.__file__)"], capture_output=True, text=True,
-                           cwd=tmp_path, check=True).stdout.strip()
+                           cwd=tmp_path, check=True, env=clean).stdout.strip()
     assert where.startswith(str(site))
     out = subprocess.run([python, "-m", "edgelaw", "validate-config", str(ROOT / "config/config.yaml")],
-                         capture_output=True, text=True, cwd=tmp_path)
+                         capture_output=True, text=True, cwd=tmp_path, env=clean)
     assert out.returncode == 0 and "valid" in out.stdout, out.stderr

@@ -8,19 +8,23 @@ import pandas as pd
 import pytest
 
 from edgelaw.core import tables
+from edgelaw.core.config import defaults
 from edgelaw.core.devices import resolve
+from edgelaw.measure.settings import workload_settings
 
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
+
 def bench(d, quant, tmp_path, repack=True):
-    settings = {"prompt_tokens": [128, 512], "n_gen": 32, "repetitions": 2, "warmup": 1, "sample_hz": 50,
-                "idle_seconds": 1, "settle_seconds": 0.3, "n_batch": 2048, "n_ubatch": 512, "repack": repack}
+    settings = workload_settings(defaults("bench", {"prompt_tokens": [128, 512], "n_gen": 32, "repetitions": 2,
+                                                    "idle_seconds": 1, "settle_seconds": 0.3, "repack": repack}), "tokens")
     out = tmp_path / quant
     cmd = [sys.executable, "-m", "edgelaw", "bench", "--device", "auto", "--profile", json.dumps(resolve("auto", ROOT)),
            "--model", "smollm2-135m", "--quant", quant, "--gguf", str(d / f"{quant}.gguf"),
-           "--quant-json", str(d / f"{quant}.json"), "--settings", json.dumps(settings), "--threads", "2",
+           "--quant-json", str(d / f"{quant}.json"), "--workload", "tokens", "--settings", json.dumps(settings),
+           "--threads", "2", "--clamp", "{}",
            "--out-trace", str(out / "trace.parquet"), "--out-runs", str(out / "runs.parquet")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

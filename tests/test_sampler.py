@@ -55,11 +55,12 @@ def test_procfs_counters_agree_with_psutil():
     try:
         for _ in range(5):
             (cpu_a, rss_a), (cpu_b, rss_b) = fast.process(), ref.process()
-            (busy_a, total_a, used_a), (busy_b, total_b, used_b) = fast.system(), ref.system()
+            (busy_a, total_a, steal_a, used_a), (busy_b, total_b, steal_b, used_b) = fast.system(), ref.system()
             assert cpu_a == pytest.approx(cpu_b, abs=0.03)
             assert rss_a == pytest.approx(rss_b, rel=0.05)
             assert total_a == pytest.approx(total_b, abs=0.1) and busy_a == pytest.approx(busy_b, abs=0.1)
             assert used_a == pytest.approx(used_b, rel=0.02)
+            assert steal_a == pytest.approx(steal_b, abs=0.1)  # both from /proc/stat's eighth field
             time.sleep(0.05)
         assert cpu_a > 0 and rss_a > 1e6
         proc.wait()

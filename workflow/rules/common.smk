@@ -121,7 +121,8 @@ def bench_threads():
 
 def host_record_json():
     return json.dumps(
-        {k: CONFIG["bench"][k] for k in ("idle_seconds", "sample_hz")}, sort_keys=True
+        {k: CONFIG["bench"][k] for k in ("idle_seconds", "sample_hz", "disturbance")},
+        sort_keys=True,
     )
 
 

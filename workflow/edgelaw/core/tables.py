@@ -16,6 +16,8 @@ SAMPLES = pa.schema([
     ("t_s", pa.float64()),
     ("cpu_proc_pct", pa.float64()),
     ("cpu_sys_pct", pa.float64()),
+    ("cpu_other_pct", pa.float64()),
+    ("steal_pct", pa.float64()),
     ("rss_bytes", pa.int64()),
     ("mem_sys_used_bytes", pa.int64()),
     ("power_w", pa.float64()),
@@ -61,6 +63,14 @@ RUNS = pa.schema([
     ("n_samples", pa.int64()),
     ("status", pa.string()),
     ("error", pa.string()),
+    # the host beside the run: other processes, stolen time, the busiest process; which attempt at the point
+    ("attempt", pa.int64()),
+    ("other_core_s", pa.float64()),
+    ("other_cores", pa.float64()),
+    ("steal_core_s", pa.float64()),
+    ("busiest_pid", pa.int64()),
+    ("busiest_name", pa.string()),
+    ("busiest_cores", pa.float64()),
     # every prefilled position: the prompt's tokens, or an image's tokens and the text around them
     ("n_prompt_tokens", pa.int64()),
     # the resolution workload (null for the token sweep): x is the nominal pixel count

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from edgelaw.measure.disturbance import other_share, window_cpu
 from edgelaw.measure.integrate import counter_delta, integral
 from edgelaw.measure.timeline import Run, Timeline
 
@@ -135,13 +136,25 @@ def run_measures(c: Curves, run: Run, n_prompt_tokens: int, n_gen: int, idle_pow
     )
 
 
+def host_measures(df: pd.DataFrame, run: Run, busiest: dict | None, min_window: float, loaded: float) -> dict:
+    """What else the host did during a timed run: other processes' CPU (over the run, and the share of a
+    core the disturbance check judged), stolen CPU, the busiest other process."""
+    other, steal = window_cpu(df, run.start, run.end)
+    busiest = busiest or {}
+    return dict(other_core_s=other, other_cores=other_share(df, run.start, run.end, min_window, loaded),
+                steal_core_s=steal,
+                busiest_pid=busiest.get("pid"), busiest_name=busiest.get("name"),
+                busiest_cores=busiest.get("cores"))
+
+
 def run_status(point: dict, run: Run | None, timeline: Timeline) -> tuple[str, str | None]:
-    """ok, or why the point has no numbers: crashed (its worker died), error (the point failed), not_run."""
+    """ok; disturbed (complete, but other processes took too much of the host: measured again); or why
+    the point has no numbers: crashed (its worker died), error (the point failed), not_run."""
     rid = point["run_id"]
     run = run or Run()
     complete = run.timed and run.error is None and ("w" not in point or run.image is not None)
     if complete:
-        return "ok", None
+        return ("disturbed", timeline.disturbed[rid]) if rid in timeline.disturbed else ("ok", None)
     status = "crashed" if rid in timeline.crashed else "error" if run.error is not None else "not_run"
     return status, timeline.crashed.get(rid) or run.error or timeline.fatal or "not reached"
 
@@ -160,9 +173,9 @@ def image_row(point: dict, info: dict | None, geometry: dict) -> dict:
 
 
 def run_rows(df: pd.DataFrame, timeline: Timeline, points: list[dict], idle: dict, counter: bool, origin: float,
-             common: dict, geometry: dict | None = None) -> list[dict]:
-    """One row per measured point (warm-ups are not recorded): `common`, the point, its status and,
-    if it completed, its numbers. `df` is the labelled trace; times are reported from `origin`."""
+             common: dict, geometry: dict | None = None, *, min_window: float) -> list[dict]:
+    """One row per measured point and attempt (warm-ups are not recorded): `common`, the point, its
+    status and, if it completed, its numbers. `df` is the labelled trace; times are reported from `origin`."""
     curves = Curves.from_trace(df, idle, counter)
     load_s = timeline.load_seconds
     rows = []
@@ -170,7 +183,7 @@ def run_rows(df: pd.DataFrame, timeline: Timeline, points: list[dict], idle: dic
         if p["warmup"]:
             continue
         run = timeline.runs.get(p["run_id"])
-        row = {**common, "run_id": p["run_id"], "x": p["x"], "n_gen": p["n_gen"], "rep": p["rep"],
+        row = {**common, "run_id": p["run_id"], "attempt": p["attempt"], "x": p["x"], "n_gen": p["n_gen"], "rep": p["rep"],
                "load_s": load_s[0] if load_s else np.nan, "idle_cpu_sys_pct": idle["cpu_sys_pct"],
                "idle_mem_sys_used_bytes": idle["mem_sys_used_bytes"], "idle_power_w": idle["power_w"]}
         if "w" in p:
@@ -179,7 +192,9 @@ def run_rows(df: pd.DataFrame, timeline: Timeline, points: list[dict], idle: dic
             row["n_prompt_tokens"] = p["x"]
         status, error = run_status(p, run, timeline)
         row.update(status=status, error=error)
-        if status == "ok":
+        if status in ("ok", "disturbed"):
             row.update(run_measures(curves, run, row["n_prompt_tokens"], p["n_gen"], idle["power_w"], origin))
+            loaded = max((w.end for w in timeline.loads if w.end <= run.start), default=run.start)
+            row.update(host_measures(df, run, timeline.busiest.get(p["run_id"]), min_window, loaded))
         rows.append(row)
     return rows

@@ -19,7 +19,8 @@ def cmd_host_record(a) -> None:
     from edgelaw.core.atomic import write_json
     from edgelaw.measure.host import host_record
 
-    record = host_record(a.device, a.profile, a.settings["idle_seconds"], a.settings["sample_hz"], a.threads)
+    record = host_record(a.device, a.profile, a.settings["idle_seconds"], a.settings["sample_hz"], a.threads,
+                         a.settings["disturbance"])
     write_json(a.out, record)
     idle = record["idle_baseline"]
     say(f"device {a.device}: power source {record['power_source']}, idle {idle['cpu_sys_pct']:.1f}% CPU, "

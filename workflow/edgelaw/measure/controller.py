@@ -20,7 +20,9 @@ from edgelaw.core.hashing import sha256_file
 from edgelaw.core.projectors import check_clamp, check_pair, projector_info
 from edgelaw.measure import images
 from edgelaw.measure.accounting import idle_baseline, label_phases, run_rows
-from edgelaw.measure.sampler import idle_window, rates, sampling
+from edgelaw.measure.disturbance import DisturbanceSettings, ProcessCensus, RunJudge, quiet_idle_window
+from edgelaw.measure.progress import Progress
+from edgelaw.measure.sampler import rates, sampling
 from edgelaw.measure.schedule import context_size, schedule
 from edgelaw.measure.settings import Settings, check_workload
 from edgelaw.measure.supervisor import WorkerSupervisor
@@ -55,19 +57,25 @@ def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, qu
     label = f"{model} {quant} {workload}"
     points = schedule(settings, workload)
     supervisor = WorkerSupervisor(gguf, threads, settings, label, context_size(settings, points, geometry), vision)
+    disturbance = DisturbanceSettings.from_config(settings.disturbance)
+    progress = Progress(points)
     origin = time.monotonic()
     with sampling(profile, settings.sample_hz) as (sampler, source):
         say(f"{label}: idle baseline {settings.idle_seconds:.0f} s (power source: {source.name}), then "
             f"{sum(not p['warmup'] for p in points)} runs + {settings.warmup} warm-up on {threads} threads")
-        t_idle = idle_window(settings.idle_seconds)
-        timeline = supervisor.run(sampler, points)
+        census = ProcessCensus()
+        *t_idle, background = quiet_idle_window(sampler, source.kind, settings.idle_seconds, disturbance, census,
+                                                label)
+        judge = RunJudge(sampler, disturbance, census, supervisor.timeline, progress, label, background)
+        timeline = supervisor.run(sampler, points, judge, progress)
         time.sleep(settings.settle_seconds)
     counter = source.kind == "counter"
     df = label_phases(rates(sampler.frame(), sampler.n_cpus), timeline)
-    idle = idle_baseline(df, *t_idle, counter)
+    idle = {**idle_baseline(df, *t_idle, counter), "other_cores": background}
     common = {"device": device, "model": model, "quant": quant, "bpw": quant_meta["bpw"], "workload": workload,
               "n_threads": threads, "energy_source": source.name}
-    runs = pd.DataFrame(run_rows(df, timeline, points, idle, counter, origin, common, geometry))
+    runs = pd.DataFrame(run_rows(df, timeline, supervisor.points, idle, counter, origin, common, geometry,
+                                 min_window=disturbance.min_window_seconds))
     for col in tables.RUNS.names:
         if col not in runs.columns:
             runs[col] = None
@@ -79,13 +87,17 @@ def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, qu
     if geometry:
         meta["vision"] = {**geometry, "mmproj": mmproj, "mmproj_sha256": sha256_file(mmproj), **(clamp or {}),
                           "image": settings.resolution["image"] or "procedural scene (edgelaw.measure.images.scene)"}
+    meta["disturbance"] = {**settings.disturbance, "disturbed": dict(timeline.disturbed)}
     trace = df.assign(t_s=df["t"] - origin)
     trace["rss_bytes"] = trace["rss_bytes"].round().astype("Int64")
     trace["mem_sys_used_bytes"] = trace["mem_sys_used_bytes"].astype("Int64")
     tables.write(trace, tables.SAMPLES, out_trace, meta)
     tables.write(runs, tables.RUNS, out_runs, meta)
     ok = runs[runs["status"] == "ok"]
-    say(f"{label}: {len(ok)}/{len(runs)} runs ok, {len(df)} samples at {achieved:.1f} Hz (asked {settings.sample_hz:g})")
+    disturbed = runs[runs["status"] == "disturbed"]
+    again = f"; {len(disturbed)} disturbed and measured again" if len(disturbed) else ""
+    say(f"{label}: {len(ok)}/{len(runs)} runs ok{again}, {len(df)} samples at {achieved:.1f} Hz "
+        f"(asked {settings.sample_hz:g})")
     if timeline.fatal:
         raise EdgelawError(f"{label}: the worker could not start: {timeline.fatal}")
     return runs

@@ -5,17 +5,22 @@ from __future__ import annotations
 import time
 
 from edgelaw.measure.accounting import idle_baseline
-from edgelaw.measure.sampler import idle_window, rates, sampling
+from edgelaw.measure.disturbance import DisturbanceSettings, ProcessCensus, quiet_idle_window
+from edgelaw.measure.sampler import rates, sampling
 
 
-def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: float, threads: int) -> dict:
-    """This host's fingerprint, power source, idle baseline and memory bandwidth, for results/{device}/host.json."""
+def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: float, threads: int,
+                disturbance: dict) -> dict:
+    """This host's fingerprint, power source, idle baseline (taken again until the host is quiet) and
+    memory bandwidth, for results/{device}/host.json."""
     from edgelaw.core.devices import fingerprint
     from edgelaw.core.llama import build_info
     from edgelaw.measure.bandwidth import copy_bandwidth
 
     with sampling(profile, sample_hz) as (sampler, source):
-        window = idle_window(idle_seconds)
+        *window, background = quiet_idle_window(sampler, source.kind, idle_seconds,
+                                                 DisturbanceSettings.from_config(disturbance), ProcessCensus(),
+                                                 f"device {device}")
     df = rates(sampler.frame(), sampler.n_cpus)
     return {
         "device": device,
@@ -25,7 +30,7 @@ def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: floa
         "cpu_only": True,
         "power_source": source.name,
         "power_sources_tried": profile["power"]["sources"],
-        "idle_baseline": idle_baseline(df, *window, source.kind == "counter"),
+        "idle_baseline": {**idle_baseline(df, *window, source.kind == "counter"), "other_cores": background},
         "memory_bandwidth": copy_bandwidth(threads),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -48,11 +48,15 @@ class PsutilCounters:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             return NAN, NAN
 
-    def system(self) -> tuple[float, float, int]:
-        """Busy and total CPU seconds of the whole system, and used memory (total - available)."""
+    def system(self) -> tuple[float, float, float, int]:
+        """Busy, total and stolen CPU seconds of the whole system (summed over its CPUs), and used memory
+        (total - available). Busy leaves out idle, iowait and steal (time a hypervisor gave another guest:
+        not this host's work); steal is nan where the OS does not report it."""
         c = psutil.cpu_times()
         total = sum(c)
-        return total - c.idle - getattr(c, "iowait", 0.0), total, psutil.virtual_memory().used
+        steal = getattr(c, "steal", NAN)
+        idle = c.idle + getattr(c, "iowait", 0.0) + (0.0 if math.isnan(steal) else steal)
+        return total - idle, total, steal, psutil.virtual_memory().used
 
     def close(self) -> None:
         self._proc = None
@@ -62,8 +66,8 @@ class ProcfsCounters:
     """The same counters as PsutilCounters, read from Linux's /proc through descriptors kept open.
 
     Definitions follow psutil: a process's CPU is utime + stime of /proc/<pid>/stat; the system's
-    total is the sum of every field of /proc/stat's cpu line and its idle time idle + iowait; used
-    memory is MemTotal - MemAvailable.
+    total is the sum of every field of /proc/stat's cpu line, its steal the eighth field, and its busy
+    time the total less idle, iowait and steal; used memory is MemTotal - MemAvailable.
     """
 
     def __init__(self):
@@ -96,11 +100,12 @@ class ProcfsCounters:
         fields = raw[raw.rindex(b")") + 2:].split()  # the command name may hold spaces and parentheses
         return (int(fields[11]) + int(fields[12])) / self.tick, int(fields[21]) * self.page
 
-    def system(self) -> tuple[float, float, int]:
+    def system(self) -> tuple[float, float, float, int]:
         cpu = os.pread(self._stat, 512, 0).split(b"\n", 1)[0].split()[1:]
         ticks = [int(x) for x in cpu]
         total = sum(ticks) / self.tick
-        busy = total - (ticks[3] + (ticks[4] if len(ticks) > 4 else 0)) / self.tick
+        steal = ticks[7] / self.tick if len(ticks) > 7 else NAN
+        busy = total - (ticks[3] + (ticks[4] if len(ticks) > 4 else 0) + (ticks[7] if len(ticks) > 7 else 0)) / self.tick
         total_kb = available_kb = None
         for line in os.pread(self._meminfo, 512, 0).split(b"\n")[:3]:
             if line.startswith(b"MemTotal:"):
@@ -108,8 +113,8 @@ class ProcfsCounters:
             elif line.startswith(b"MemAvailable:"):
                 available_kb = int(line.split()[1])
         if total_kb is None or available_kb is None:  # a kernel before 3.14: psutil estimates it
-            return busy, total, psutil.virtual_memory().used
-        return busy, total, (total_kb - available_kb) * 1024
+            return busy, total, steal, psutil.virtual_memory().used
+        return busy, total, steal, (total_kb - available_kb) * 1024
 
     def close(self) -> None:
         self.attach(None)
@@ -153,13 +158,16 @@ class Sampler:
         t_wall = time.time()
         with self._lock:
             proc_cpu, rss = self.counters.process()
-        busy, total, mem_used = self.counters.system()
+        busy, total, steal, mem_used = self.counters.system()
         last_sys = self.rows[-1][4:6] if self.rows else None
         sys_pct = 0.0
         if last_sys and total > last_sys[1]:
             sys_pct = 100.0 * self.n_cpus * (busy - last_sys[0]) / (total - last_sys[1])
         reading = self.power.read(t_wall, sys_pct)
-        self.rows.append((t, t_wall, proc_cpu, rss, busy, total, mem_used, reading.power_w, reading.energy_j))
+        # this process's own CPU (the sampler and the controller): not another process's
+        self_cpu = time.process_time()
+        self.rows.append((t, t_wall, proc_cpu, rss, busy, total, steal, self_cpu, mem_used, reading.power_w,
+                          reading.energy_j))
 
     def _loop(self) -> None:
         next_t = time.monotonic()
@@ -172,13 +180,20 @@ class Sampler:
                 delay = 0
             self._stop.wait(delay)
 
-    def frame(self) -> pd.DataFrame:
-        cols = ["t", "t_wall", "proc_cpu_s", "rss_bytes", "sys_busy_s", "sys_total_s", "mem_sys_used_bytes", "power_w", "energy_j"]
-        return pd.DataFrame(self.rows, columns=cols)
+    def frame(self, last: int | None = None) -> pd.DataFrame:
+        """The samples so far (the `last` ones only, if given) as raw counters."""
+        rows = self.rows[-last:] if last else self.rows
+        return pd.DataFrame(list(rows), columns=FRAME_COLUMNS)
+
+
+FRAME_COLUMNS = ["t", "t_wall", "proc_cpu_s", "rss_bytes", "sys_busy_s", "sys_total_s", "sys_steal_s", "self_cpu_s",
+                 "mem_sys_used_bytes", "power_w", "energy_j"]
 
 
 def rates(raw: pd.DataFrame, n_cpus: int) -> pd.DataFrame:
-    """Per-sample CPU rates (100 = one core) over the interval that ends at each sample.
+    """Per-sample CPU rates (100 = one core) over the interval that ends at each sample: the worker's,
+    the host's, the host's stolen time, and the other processes' (the host's less the worker's and
+    this process's own).
 
     The worker's counter restarts when a crashed worker is replaced: a negative step counts as zero.
     """
@@ -187,7 +202,11 @@ def rates(raw: pd.DataFrame, n_cpus: int) -> pd.DataFrame:
     d_proc = df["proc_cpu_s"].diff().clip(lower=0)
     df["cpu_proc_pct"] = (100.0 * d_proc / dt).fillna(0.0)
     d_total = df["sys_total_s"].diff()
-    df["cpu_sys_pct"] = (100.0 * n_cpus * df["sys_busy_s"].diff() / d_total).where(d_total > 0).fillna(0.0).clip(lower=0.0)
+    share = (100.0 * n_cpus / d_total).where(d_total > 0)
+    df["cpu_sys_pct"] = (share * df["sys_busy_s"].diff()).fillna(0.0).clip(lower=0.0)
+    df["steal_pct"] = (share * df["sys_steal_s"].diff()).clip(lower=0.0)
+    self_pct = (100.0 * df["self_cpu_s"].diff() / dt).fillna(0.0)
+    df["cpu_other_pct"] = (df["cpu_sys_pct"] - df["cpu_proc_pct"] - self_pct).clip(lower=0.0)
     df["t_mid"] = df["t"] - dt.fillna(0.0) / 2  # a rate belongs to the middle of its interval
     return df
 

@@ -1,7 +1,8 @@
 """What one bench job runs: its points, in order, and the context they need.
 
-A point is a dict: run_id, x (prompt tokens, or pixels for an image), n_gen, rep, warmup, and for
-the resolution workload the image's series, w and h.
+A point is a dict: run_id, point_id, attempt, x (prompt tokens, or pixels for an image), n_gen, rep,
+warmup, and for the resolution workload the image's series, w and h. A point measured again (its run
+was disturbed) keeps its point_id and gets a new run_id: `again`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,21 @@ def schedule(s: Settings, workload: str = "tokens") -> list[dict]:
     """Warm-up runs (largest point, not recorded), then repetitions of the sweep, one sweep at a time."""
     if workload == "resolution":
         return image_schedule(s)
-    points = [{"run_id": f"warmup{w}", "x": max(s.prompt_tokens), "n_gen": s.n_gen, "rep": -1, "warmup": True}
-              for w in range(s.warmup)]
+    points = [_point(f"warmup{w}", x=max(s.prompt_tokens), n_gen=s.n_gen, rep=-1, warmup=True) for w in range(s.warmup)]
     for rep in range(s.repetitions):
         for x in s.prompt_tokens:
-            points.append({"run_id": f"x{x}-r{rep}", "x": x, "n_gen": s.n_gen, "rep": rep, "warmup": False})
+            points.append(_point(f"x{x}-r{rep}", x=x, n_gen=s.n_gen, rep=rep, warmup=False))
     return points
+
+
+def _point(run_id: str, **fields) -> dict:
+    return {"run_id": run_id, "point_id": run_id, "attempt": 0, **fields}
+
+
+def again(point: dict) -> dict:
+    """The same point, to be measured once more: its next attempt, under a run_id of its own."""
+    attempt = point["attempt"] + 1
+    return {**point, "attempt": attempt, "run_id": f"{point['point_id']}-a{attempt}"}
 
 
 def image_schedule(s: Settings) -> list[dict]:
@@ -27,12 +37,12 @@ def image_schedule(s: Settings) -> list[dict]:
     r = s.resolution
     sweep = images.sizes(r["long_sides"], r["aspect"], r["square"])
     series, w, h = max(sweep, key=lambda t: t[1] * t[2])
-    points = [{"run_id": f"warmup{i}", "x": w * h, "w": w, "h": h, "series": series, "n_gen": r["n_gen"], "rep": -1,
-               "warmup": True} for i in range(s.warmup)]
+    points = [_point(f"warmup{i}", x=w * h, w=w, h=h, series=series, n_gen=r["n_gen"], rep=-1, warmup=True)
+              for i in range(s.warmup)]
     for rep in range(s.repetitions):
         for series, w, h in sweep:
-            points.append({"run_id": f"{w}x{h}-r{rep}", "x": w * h, "w": w, "h": h, "series": series,
-                           "n_gen": r["n_gen"], "rep": rep, "warmup": False})
+            points.append(_point(f"{w}x{h}-r{rep}", x=w * h, w=w, h=h, series=series, n_gen=r["n_gen"], rep=rep,
+                                 warmup=False))
     return points
 
 

@@ -14,7 +14,8 @@ from edgelaw.core.errors import EdgelawError
 from edgelaw.data import shipped
 
 # Read by every workload: the repetitions, the sampler and llama.cpp's batch.
-COMMON_KEYS = ("repetitions", "warmup", "sample_hz", "idle_seconds", "settle_seconds", "n_batch", "n_ubatch", "repack")
+COMMON_KEYS = ("repetitions", "warmup", "sample_hz", "idle_seconds", "settle_seconds", "n_batch", "n_ubatch", "repack",
+               "disturbance")
 # Read by one workload only: the token sweep's prompts, the resolution sweep's images.
 WORKLOAD_KEYS = {
     "tokens": ("prompt_tokens", "n_gen", "corpus"),
@@ -49,6 +50,7 @@ class Settings:
     n_batch: int
     n_ubatch: int
     repack: bool
+    disturbance: dict  # edgelaw.measure.disturbance.DisturbanceSettings
     prompt_tokens: list[int] | None
     n_gen: int | None
     corpus: str | None

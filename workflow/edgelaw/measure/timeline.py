@@ -54,6 +54,8 @@ class Timeline:
     fatal: str | None = None  # a worker could not start: no point can run
     finished: bool = False
     current: str | None = None  # the point the live worker is on, if any
+    disturbed: dict[str, str] = field(default_factory=dict)  # run_id -> what disturbed it (the controller's verdict)
+    busiest: dict[str, dict] = field(default_factory=dict)  # run_id -> the busiest other process: pid, name, cores
     _load_start: float | None = None
 
     def add(self, kind: str, p: dict) -> None:
@@ -84,6 +86,13 @@ class Timeline:
             self.current = None
         elif kind == "finished":
             self.finished = True
+
+    def judge(self, run_id: str, busiest: dict, disturbed: str | None) -> None:
+        """The controller's look at the host during `run_id`: its busiest other process, and why the run
+        was disturbed (None: it was not)."""
+        self.busiest[run_id] = busiest
+        if disturbed:
+            self.disturbed[run_id] = disturbed
 
     def crash(self, run_id: str | None, why: str) -> None:
         """The worker died on `run_id`; the next worker starts on no point."""

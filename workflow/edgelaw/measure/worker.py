@@ -99,8 +99,11 @@ def _image_runner(engine: Engine, vision: dict, threads: int):
 
 
 def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int, repack: bool, corpus: str,
-         points: list[dict], settle_s: float, vision: dict | None = None) -> None:
-    """Entry point of the child process. Messages: (kind, payload) tuples."""
+         longest: int, vision: dict | None = None) -> None:
+    """Entry point of the child process. It loads the model, then runs the points the controller sends
+    one at a time (("run", point)) until it is told to stop (("stop", {})). Messages back: (kind,
+    payload) tuples. The controller decides what comes next after each point (the next one, or the same
+    point again when the run was disturbed), so the worker keeps no schedule of its own."""
     llama_cpp = lib()
     global _silence
     _silence = llama_cpp.llama_log_callback(lambda level, text, data: None)  # kept alive: llama.cpp holds a raw pointer
@@ -120,15 +123,16 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
         send("fatal", error=str(exc))
         return
     send("load_end", n_corpus_tokens=len(corpus_tokens), n_ctx_train=engine.n_ctx_train)
-    longest = max(p["x"] for p in points)
     if run_image is None and longest > len(corpus_tokens):
         send("fatal", error=f"the corpus has {len(corpus_tokens)} tokens for this model, the sweep needs {longest}; use a longer bench.corpus")
         return
     arr = (engine.ll.llama_token * len(corpus_tokens))(*corpus_tokens)
-    time.sleep(settle_s)
-    for p in points:
+    while True:
+        order, p = conn.recv()
+        if order == "stop":
+            break
         run_id = p["run_id"]
-        if crash_at == run_id:
+        if crash_at == p.get("point_id", run_id) and not p.get("attempt"):
             send("start", run_id=run_id)
             os.abort()
         try:
@@ -142,5 +146,4 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
         except Exception as exc:
             send("point_error", run_id=run_id, error=str(exc))
         send("done", run_id=run_id)
-        time.sleep(settle_s)
     send("finished")

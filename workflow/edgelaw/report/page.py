@@ -25,6 +25,26 @@ def _param(laws: pd.DataFrame, sel, param: str) -> pd.Series | None:
     return rows.iloc[0] if len(rows) else None
 
 
+def measurement_lines(runs: pd.DataFrame) -> list[str]:
+    """How many runs were measured, and which were not kept: disturbed by other processes (measured
+    again), failed, or never run. Every fit, trade-off and comparison uses the `ok` runs only."""
+    if runs.empty:
+        return []
+    counts = runs["status"].value_counts()
+    ok, disturbed = int(counts.get("ok", 0)), int(counts.get("disturbed", 0))
+    line = f"Runs: {len(runs)} measured, {ok} kept (`ok`)"
+    if disturbed:
+        points = runs[runs["status"] == "disturbed"].groupby(["model", "quant", "workload", "x", "rep"])
+        settled = runs[runs["status"] == "ok"].set_index(["model", "quant", "workload", "x", "rep"]).index
+        still = [key for key, _ in points if key not in settled]
+        line += (f"; {disturbed} disturbed by other processes on the host and measured again"
+                 + (f" ({len(still)} points disturbed on every try, left out)" if still else ""))
+    others = {k: int(v) for k, v in counts.items() if k not in ("ok", "disturbed")}
+    if others:
+        line += "; not measured: " + ", ".join(f"{v} {k}" for k, v in sorted(others.items()))
+    return [line + ". Fits, trade-offs and comparisons use the kept runs only.", ""]
+
+
 def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
     lines = [f"# edgelaw report: {host.get('device', '?')}", ""]
     h = host.get("host", {})
@@ -32,6 +52,7 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
     lines += [f"Host: {h.get('cpu', '?')}, {h.get('cores_logical', '?')} logical cores, "
               f"{h.get('memory_bytes', 0) / 2**30:.0f} GiB; power source `{host.get('power_source', '?')}`; "
               f"memory bandwidth (copy) {_fmt(bw)} GB/s.", ""]
+    lines += measurement_lines(runs)
     lines += ["## Cost is linear in prompt tokens (study A, law 1)", ""]
     lines += ["| model | scheme | cost | per token (95% CI) | at 0 tokens | R² | n |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for y in ["cpu_core_s", "mem_gb_s", "energy_j"]:
