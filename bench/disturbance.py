@@ -131,6 +131,7 @@ def main() -> None:
                 hog = Hog(a.hog_share, a.mean_on, a.seed) if condition == "hog" else None
                 with hog or _nothing():
                     runs = job("smollm2-135m", q, "tokens", log)
+                runs.to_parquet(LOG.parent / f"disturbance-{condition}-{q}.parquet")
                 law = token_law(runs)
                 if condition == "quiet":
                     excess += list(runs["excess"].dropna())

@@ -50,8 +50,8 @@ def test_an_idle_baseline_is_refused_for_a_high_level_a_burst_or_unsteady_power(
     busy = rates(frame(busy_rate=0.9, worker_rate=None), 2)
     assert "other processes used 0.90 of a core" in idle_verdict(busy, 0.2, 1.8, SETTINGS, "model")
     burst = frame(busy_rate=0.0, worker_rate=None)
-    burst.loc[40:60, "sys_busy_s"] = np.linspace(0, 0.3, 21)  # 0.3 core-s in 0.4 s, then nothing
-    burst.loc[61:, "sys_busy_s"] = 0.3
+    burst.loc[40:45, "sys_busy_s"] = np.linspace(0, 0.18, 6)  # 1.8 cores for 0.1 s: a low mean, a burst
+    burst.loc[46:, "sys_busy_s"] = 0.18
     verdict = idle_verdict(rates(burst, 2), 0.0, 2.0, SETTINGS, "model")
     assert verdict and "varied by" in verdict and "idle_max_spread_cores" in verdict
     wobbly = rates(frame(busy_rate=0.0, worker_rate=None, power=10 + 5 * np.sin(np.arange(101))), 2)
@@ -69,6 +69,27 @@ def test_the_busiest_process_is_found_by_pid_and_start_time():
     reused = (2.0, {1: ("other", 11.0, 2.0)})  # the pid came back as another process: all its CPU is new
     assert census.busiest(before, reused).cores == pytest.approx(1.0)
     assert census.busiest(before, before).words().startswith("no single process")
+
+
+def test_the_blame_goes_to_a_process_only_if_it_took_most_of_it():
+    from edgelaw.measure.disturbance import Culprit, blame
+
+    assert blame(Culprit(4242, "pip", 0.8), 0.88) == "pid 4242 (pip)"
+    assert blame(Culprit(70, "kdamond.0", 0.01), 0.5) == (
+        "processes that have exited, or many small ones; the busiest still running: pid 70 (kdamond.0) at 0.01")
+    assert blame(Culprit(None, None, 0.0), 0.5) == "processes that have exited, or many small ones"
+
+
+def test_a_short_run_is_judged_over_a_longer_window_but_not_before_the_model_loaded():
+    from edgelaw.measure.disturbance import other_share
+
+    df = frame(busy_rate=1.0, worker_rate=0.9)  # 0.1 core of other processes throughout
+    df.loc[df["t"] < 1.0, "sys_busy_s"] = 1.9 * df["t"]  # and 0.9 more before t = 1 s
+    df.loc[df["t"] >= 1.0, "sys_busy_s"] = 1.9 + 1.0 * (df["t"] - 1.0)
+    df.loc[df["t"] < 1.0, "proc_cpu_s"] = 0.9 * df["t"]
+    assert other_share(df, 1.45, 1.5, 0.5, floor=0.0) == pytest.approx(0.1)  # [1.0, 1.5]
+    assert other_share(df, 1.45, 1.5, 0.8, floor=0.0) == pytest.approx((0.3 * 1.0 + 0.5 * 0.1) / 0.8)
+    assert other_share(df, 1.45, 1.5, 0.8, floor=1.2) == pytest.approx(0.1)  # not before the load ended
 
 
 def test_a_point_measured_again_keeps_its_place_and_says_so():

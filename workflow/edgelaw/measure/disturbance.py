@@ -103,6 +103,14 @@ class ProcessCensus:
         return Culprit(best[0], best[1], used / span) if best else Culprit(None, None, 0.0)
 
 
+def blame(culprit: Culprit, excess: float) -> str:
+    """Who took `excess` cores: the busiest process, if it accounts for most of it."""
+    if culprit.pid and culprit.cores >= excess / 2:
+        return culprit.words()
+    still = f"; the busiest still running: {culprit.words()} at {culprit.cores:.2f}" if culprit.pid else ""
+    return f"processes that have exited, or many small ones{still}"
+
+
 def idle_verdict(df: pd.DataFrame, t0: float, t1: float, s: DisturbanceSettings, power_source_kind: str) -> str | None:
     """Why the idle window [t0, t1] is not a quiet baseline (None when it is): other processes' mean CPU
     above max_other_cores, their CPU's spread between samples above idle_max_spread_cores, or a measured
@@ -202,7 +210,7 @@ class RunJudge:
         culprit = self.census.busiest(self.before, after, {worker_pid})
         self.before = after
         excess = cores - self.background
-        why = f"{excess:.2f} core used by {culprit.words()}" if excess > self.s.max_other_cores else None
+        why = f"{excess:.2f} core used by {blame(culprit, excess)}" if excess > self.s.max_other_cores else None
         self.timeline.judge(point["run_id"], {"pid": culprit.pid, "name": culprit.name, "cores": culprit.cores}, why)
         if why is None:
             return None
