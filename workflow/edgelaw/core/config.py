@@ -171,3 +171,12 @@ def _check_comparisons(config: dict, given: bool) -> list[str]:
 
 def model_schemes(config: dict, model: str) -> list[str]:
     return config["models"][model].get("schemes") or list(config["schemes"])
+
+
+class SectionSettings:
+    """A stage's settings dataclass, built from one section of the validated config: every field from
+    the key of its name (the defaults are the schema's; the dataclass repeats none)."""
+
+    @classmethod
+    def from_config(cls, section: dict):
+        return cls(**{k: section[k] for k in cls.__dataclass_fields__})

@@ -19,10 +19,11 @@ import pandas as pd
 import psutil
 
 from edgelaw.measure.integrate import counter_delta
+from edgelaw.core.config import SectionSettings
 
 
 @dataclass(frozen=True)
-class DisturbanceSettings:
+class DisturbanceSettings(SectionSettings):
     """bench.disturbance of the validated config (defaults and their calibration: the schema)."""
 
     max_other_cores: float
@@ -33,10 +34,6 @@ class DisturbanceSettings:
     idle_retries: int
     quiet_seconds: float
     max_wait_seconds: float
-
-    @classmethod
-    def from_config(cls, section: dict) -> "DisturbanceSettings":
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__})
 
 
 def window_cpu(df: pd.DataFrame, t0: float, t1: float) -> tuple[float, float]:

@@ -20,10 +20,11 @@ from edgelaw.core.errors import EdgelawError
 from edgelaw.quality.evalset import Prompt, input_paths, read_eval_text, read_prompts
 from edgelaw.quality.logprobs import BaseReference, Scorer, chunks, evaluate, perplexity
 from edgelaw.core.console import say
+from edgelaw.core.config import SectionSettings
 
 
 @dataclass(frozen=True)
-class QualitySettings:
+class QualitySettings(SectionSettings):
     """What a quality job reads of the validated config's `quality` section (defaults: the schema)."""
 
     n_ctx: int
@@ -35,10 +36,6 @@ class QualitySettings:
     max_answer_tokens: int
     trim: float
     embedder: str
-
-    @classmethod
-    def from_config(cls, section: dict) -> "QualitySettings":
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__})
 
 
 def _token_chunks(scorer: Scorer, s: QualitySettings, what: str) -> list[list[int]]:
