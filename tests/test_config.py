@@ -92,3 +92,15 @@ def test_a_comparison_of_an_undefined_scheme_names_it_and_the_fix():
         validate(tiny_config(comparisons=[{"baseline": "tiny/F16", "variant": "tiny/Q2_K"}]))
     ok = validate(tiny_config(comparisons=[{"baseline": "tiny/F16", "variant": "Q8_0"}]))
     assert ok["comparisons"][0]["variant"] == "Q8_0"
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "my.yaml"
+    bad.write_text("models:\n  tiny:\n    source: synthetic\n  synthetic: {arch: llama\n")
+    out = subprocess.run([sys.executable, "-m", "edgelaw", "validate-config", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert f"config {bad} line 5, column 1: not valid YAML" in out.stderr and "fix the file there" in out.stderr
+    assert "Traceback" not in out.stderr

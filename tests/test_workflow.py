@@ -1,5 +1,6 @@
 """The real workflow on the tiny synthetic model, in a temp working directory."""
 
+import subprocess
 
 import pandas as pd
 import pytest
@@ -102,3 +103,12 @@ def test_a_vlm_gets_its_projector_and_moving_its_clamp_reruns_only_its_sweep(wor
     workflow.write_config(config)
     # (+1: the VLM's sweep is still out of date from the changes above, which were only dry runs)
     assert workflow.dry_run_jobs() == {"bench": 3 + 1, "laws": 1, "report": 1, "all": 1}
+
+
+def test_the_documented_unlock_works_without_cores(workflow):
+    """README: after Snakemake itself was killed, `snakemake --unlock` (a measurement's threads are
+    read when a job runs, not when the workflow is parsed)."""
+    workflow.write_config(tiny_config())
+    cmd = [c for c in workflow.command("--unlock") if c not in ("--cores", "2")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0 and "Unlocked working directory" in proc.stdout + proc.stderr, proc.stderr[-2000:]
