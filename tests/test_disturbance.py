@@ -47,6 +47,8 @@ def test_other_processes_cpu_is_the_hosts_less_the_workers_and_our_own():
 def test_an_idle_baseline_is_refused_for_a_high_level_a_burst_or_unsteady_power():
     quiet = rates(frame(busy_rate=0.05, worker_rate=None), 2)
     assert idle_verdict(quiet, 0.2, 1.8, SETTINGS, "model") is None
+    steady = rates(frame(busy_rate=0.25, worker_rate=None), 2)  # a steady background: what a baseline is for
+    assert idle_verdict(steady, 0.2, 1.8, SETTINGS, "model") is None
     busy = rates(frame(busy_rate=0.9, worker_rate=None), 2)
     assert "other processes used 0.90 of a core" in idle_verdict(busy, 0.2, 1.8, SETTINGS, "model")
     burst = frame(busy_rate=0.0, worker_rate=None)
