@@ -84,14 +84,21 @@ def second_venv(where: Path) -> str:
     return str(where / "bin" / "python")
 
 
-def test_a_moved_checkout_with_another_venv_has_nothing_to_do(tmp_path):
-    first = CopiedWorkflow(tmp_path / "a" / "work", copy_repo(tmp_path / "a" / "repo"))
-    first.workdir.mkdir()
-    first.write_config(small_config())
-    first.run()
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> CopiedWorkflow:
+    """A copy of the repository and a finished small run with it (both tests start from one)."""
+    base = tmp_path_factory.mktemp("finished")
+    wf = CopiedWorkflow(base / "work", copy_repo(base / "repo"))
+    wf.workdir.mkdir()
+    wf.write_config(small_config())
+    wf.run()
+    return wf
+
+
+def test_a_moved_checkout_with_another_venv_has_nothing_to_do(finished, tmp_path):
     moved = tmp_path / "b" / "work"
     # the results, the models and Snakemake's records, as a user copies a project folder
-    shutil.copytree(first.workdir, moved, symlinks=True)
+    shutil.copytree(finished.workdir, moved, symlinks=True)
     second = CopiedWorkflow(moved, copy_repo(tmp_path / "b" / "repo"), python=second_venv(tmp_path / "b" / "venv"))
     second.write_config(small_config())
     out = second.run("--dry-run")
@@ -119,11 +126,8 @@ def check_edit(wf: CopiedWorkflow, rel: str, in_dag: set[str]) -> list[str]:
     return sorted(expected)
 
 
-def test_editing_each_module_reruns_exactly_the_rules_that_import_it(tmp_path):
-    first = CopiedWorkflow(tmp_path / "a" / "work", copy_repo(tmp_path / "a" / "repo"))
-    first.workdir.mkdir()
-    first.write_config(small_config())
-    first.run()
+def test_editing_each_module_reruns_exactly_the_rules_that_import_it(finished, tmp_path):
+    first = finished
     assert first.rerun_reasons() == {}
     in_dag = set(first.dry_run_jobs("--forceall")) - {"all"}
     assert in_dag == set(RULE_COMMANDS) - {"fetch_mmproj"}

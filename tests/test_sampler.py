@@ -20,17 +20,17 @@ def test_auc_of_a_busy_process_matches_its_cpu_counter(hz):
     sampler.start()
     time.sleep(0.2)
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", BUSY.format(s=1.0)], stdout=subprocess.PIPE, text=True)
+    # Busy for 1 s of CPU, then idle while the sampler catches its last interval: a process that exits
+    # takes its last interval's CPU with it (its counter is gone), which no worker does mid-run.
+    code = BUSY.format(s=1.0) + "\nimport sys; sys.stdout.flush(); time.sleep(0.5)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     sampler.attach(proc.pid)
-    ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            ct = ps.cpu_times()
-            counted = ct.user + ct.system
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.005)
+    proc.stdout.readline()
+    time.sleep(3 / hz)
     t1 = time.monotonic()
+    ct = psutil.Process(proc.pid).cpu_times()
+    counted = ct.user + ct.system  # the whole process: interpreter start-up and the busy loop
+    proc.wait()
     sampler.stop()
     df = rates(sampler.frame(), psutil.cpu_count())
     auc = integral(df["t_mid"], df["cpu_proc_pct"] / 100.0, t0, t1)
