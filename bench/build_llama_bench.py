@@ -58,10 +58,10 @@ def build(version: str) -> Path:
     log = CACHE / f"build-{version}.log"
     print(f"building llama-bench from {src} (several minutes on 2 cores; compiler output in {log})", file=sys.stderr)
     jobs = str(os.cpu_count() or 1)
-    with open(log, "w") as out:
+    with open(log, "w") as compiler_log:
         for step in (["cmake", "-S", str(src), "-B", str(build_dir), *flags],
                      ["cmake", "--build", str(build_dir), "--target", "llama-bench", "-j", jobs]):
-            if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+            if subprocess.run(step, stdout=compiler_log, stderr=subprocess.STDOUT).returncode != 0:
                 sys.exit(f"build_llama_bench: {' '.join(step[:2])} failed; see {log}")
     # Copy the binary and its shared libraries together, then rename: an interrupted build leaves no binary.
     staging = Path(tempfile.mkdtemp(dir=CACHE))
