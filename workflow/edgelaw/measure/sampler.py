@@ -223,10 +223,3 @@ def sampling(profile: dict, rate_hz: float):
     finally:
         sampler.stop()
         source.close()
-
-
-def idle_window(seconds: float) -> tuple[float, float]:
-    """Stay idle for `seconds` while the sampler records; return the window (monotonic)."""
-    t0 = time.monotonic()
-    time.sleep(seconds)
-    return t0, time.monotonic()
