@@ -14,7 +14,7 @@ import pytest
 
 from edgelaw.core import tables
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, settled, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_tables_follow_the_contract_and_read_as_one_dataset(workflow):
     workflow.write_config(bench_config())
     workflow.run()
     wd = workflow.workdir
-    runs = pd.read_parquet(wd / runs_path("Q8_0"))
+    runs = settled(pd.read_parquet(wd / runs_path("Q8_0")))
     assert pq.read_schema(wd / runs_path("Q8_0")).names == tables.RUNS.names
     assert sorted(runs["x"]) == [16, 16, 64, 64] and set(runs["status"]) == {"ok"}
     assert (runs["prefill_tps"] > 0).all() and (runs["decode_tps"] > 0).all() and (runs["peak_rss_bytes"] > 0).all()
@@ -53,16 +53,16 @@ def test_tables_follow_the_contract_and_read_as_one_dataset(workflow):
     assert host["power_source"] == "model" and host["idle_baseline"]["n_samples"] > 10
     # Every scheme's runs, as one table, in DuckDB and pandas alike.
     glob = str(wd / "results/auto/runs/*/*/*.parquet")
-    n = duckdb.sql(f"select count(*) from read_parquet('{glob}')").fetchall()[0][0]
-    by_quant = dict(duckdb.sql(f"select quant, count(*) from read_parquet('{glob}') group by quant").fetchall())
+    n = duckdb.sql(f"select count(*) from read_parquet('{glob}') where status = 'ok'").fetchall()[0][0]
+    by_quant = dict(duckdb.sql(f"select quant, count(*) from read_parquet('{glob}') where status = 'ok' group by quant").fetchall())
     assert n == 8 and by_quant == {"Q8_0": 4, "Q4_K_M": 4}
-    assert len(pd.read_parquet(wd / "results/auto/runs")) == 8
+    assert len(settled(pd.read_parquet(wd / "results/auto/runs"))) == 8
 
 
 def test_a_crashed_point_is_recorded_and_the_others_run(workflow):
     workflow.write_config(bench_config())
     workflow.run(env={"EDGELAW_CRASH_AT_RUN": "x64-r0"})
-    runs = pd.read_parquet(workflow.workdir / runs_path("Q8_0")).set_index("run_id")
+    runs = settled(pd.read_parquet(workflow.workdir / runs_path("Q8_0")).set_index("run_id", drop=False))
     assert runs.loc["x64-r0", "status"] == "crashed"
     assert "signal 6" in runs.loc["x64-r0", "error"]
     assert set(runs.drop("x64-r0")["status"]) == {"ok"}
@@ -93,7 +93,7 @@ def test_a_job_killed_midway_leaves_no_table_and_the_rerun_completes(workflow):
     assert not (folder / "tokens.parquet").exists()
     workflow.run("--unlock")  # a SIGKILL leaves Snakemake's lock, as after a power loss
     workflow.run(runs_path("Q8_0"))
-    assert len(pd.read_parquet(workflow.workdir / runs_path("Q8_0"))) == 6
+    assert len(settled(pd.read_parquet(workflow.workdir / runs_path("Q8_0")))) == 6
 
 
 def test_changing_the_sweep_reruns_only_the_bench(workflow):

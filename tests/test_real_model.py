@@ -12,7 +12,7 @@ from edgelaw.core.config import defaults
 from edgelaw.core.devices import resolve
 from edgelaw.measure.settings import workload_settings
 
-from conftest import ROOT
+from conftest import ROOT, settled
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +42,7 @@ def test_measured_cost_of_a_real_model(smollm2, tmp_path):
     # Without repacking (a second in-memory copy of Q4_0 weights), resident memory follows the file size.
     runs_q8, trace = bench(smollm2, "Q8_0", tmp_path, repack=False)
     runs_q4, _ = bench(smollm2, "Q4_0", tmp_path, repack=False)
+    runs_q8 = settled(runs_q8)
     assert set(runs_q8["status"]) == {"ok"}
     assert {"idle", "load", "prefill", "decode"} <= set(trace["phase"])
     # The sampled CPU AUC agrees with the OS counter of the worker.

@@ -13,7 +13,7 @@ from edgelaw.core.errors import EdgelawError
 from edgelaw.sources.fetch import materialize, materialize_projector
 from edgelaw.sources.synthetic_vision import write as write_projector
 
-from conftest import ROOT, TINY_PROJECTOR, TINY_VLM
+from conftest import ROOT, TINY_PROJECTOR, TINY_VLM, settled
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def sweep(vlm, tmp_path, clamp, **resolution):
 
 
 def test_images_are_preprocessed_to_the_family_grid_and_clamped(vlm, tmp_path):
-    runs = sweep(vlm, tmp_path, 64, long_sides=[64, 200, 1000], square=True)
+    runs = settled(sweep(vlm, tmp_path, 64, long_sides=[64, 200, 1000], square=True))
     assert (runs["status"] == "ok").all() and len(runs) == 12
     saved = pd.read_parquet(tmp_path / "runs-64.parquet")
     assert saved["effective_pixels"].notna().all() and set(saved["image_series"]) == {"4:3", "1:1"}

@@ -5,7 +5,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import ROOT, tiny_config, vlm_model
+from conftest import ROOT, settled, tiny_config, vlm_model
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_a_vlm_gets_its_projector_and_moving_its_clamp_reruns_only_its_sweep(wor
     jobs = workflow.dry_run_jobs()
     assert jobs["fetch_mmproj"] == 1 and jobs["fetch_model"] == 2 and jobs["bench"] == 3 + 1
     workflow.run()
-    runs = pd.read_parquet(workflow.workdir / "results/auto/runs/vlm/F16/resolution.parquet")
+    runs = settled(pd.read_parquet(workflow.workdir / "results/auto/runs/vlm/F16/resolution.parquet"))
     assert (runs["status"] == "ok").all() and set(runs["nominal_w"]) == {64, 256}
     assert workflow.read_json("resources/models/vlm/mmproj.json")["projector_type"] == "qwen2vl_merger"
     config["models"]["vlm"]["image_max_tokens"] = 32
