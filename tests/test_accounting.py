@@ -28,7 +28,7 @@ def trace(end=6.0, **columns) -> pd.DataFrame:
     t = np.arange(0.0, end + STEP / 2, STEP)
     df = pd.DataFrame({"t": t, "t_mid": t, "proc_cpu_s": 1.0, "cpu_proc_pct": 0.0, "cpu_sys_pct": 0.0,
                        "rss_bytes": 0.0, "mem_sys_used_bytes": 0, "power_w": math.nan, "energy_j": math.nan,
-                       "sys_busy_s": 0.0, "self_cpu_s": 0.0, "sys_steal_s": 0.0})
+                       "sys_busy_s": 0.0, "sys_total_s": 2 * t, "self_cpu_s": 0.0, "sys_steal_s": 0.0})
     for name, value in columns.items():
         df[name] = value(t) if callable(value) else value
     return df

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pandas as pd
 import psutil
 import pytest
 
@@ -69,3 +71,35 @@ def test_procfs_counters_agree_with_psutil():
             fast.attach(proc.pid)
     finally:
         fast.close()
+
+
+def test_rates_between_sparse_host_readings_keep_every_counter_exact():
+    # 50 Hz ticks, the host read every 5th: the worker at 0.6 core, the host busy at 1.5, our own 0.1.
+    from edgelaw.measure.sampler import FRAME_COLUMNS, NO_HOST
+
+    t = np.arange(0, 2.001, 0.02)
+    host = np.arange(len(t)) % 5 == 0
+    frame = pd.DataFrame({"t": t, "t_wall": 1000 + t, "proc_cpu_s": 0.6 * t, "rss_bytes": 1e8, "sys_busy_s": 1.5 * t,
+                          "sys_total_s": 2 * t, "sys_steal_s": 0.05 * t, "self_cpu_s": 0.1 * t,
+                          "mem_sys_used_bytes": 1e9 + 1e8 * t, "power_w": 5 + t, "energy_j": np.nan})[FRAME_COLUMNS]
+    frame.loc[~host, ["t_wall", *frame.columns[4:]]] = NO_HOST[0]
+    df = rates(frame, 2)
+    assert df["cpu_proc_pct"].iloc[1:].to_numpy() == pytest.approx(60)
+    assert df["cpu_sys_pct"].iloc[1:].to_numpy() == pytest.approx(150) and df["steal_pct"].iloc[1:].to_numpy() == pytest.approx(5)
+    assert df["cpu_other_pct"].iloc[1:].to_numpy() == pytest.approx(80)  # 150 - 60 - 10
+    assert integral(df["t_mid"], df["cpu_other_pct"] / 100, 0.5, 1.5) == pytest.approx(0.8, rel=1e-6)
+    assert df["mem_sys_used_bytes"].to_numpy() == pytest.approx(1e9 + 1e8 * t)  # levels: interpolated
+    assert df["power_w"].to_numpy() == pytest.approx(5 + t)
+
+
+def test_the_sampler_reads_the_host_every_nth_tick_and_the_worker_every_tick():
+    sampler = Sampler(100, UtilisationModel(1, 2, psutil.cpu_count()), host_every=4)
+    sampler.attach(psutil.Process().pid)
+    sampler.start()
+    time.sleep(0.5)
+    sampler.stop()
+    df = sampler.frame()
+    assert df["proc_cpu_s"].notna().all() and len(df) > 20
+    host = df["sys_total_s"].notna().to_numpy()
+    assert host[0] and host.sum() == pytest.approx(len(df) / 4, abs=1) and not host[1:4].any()
+    assert df["t_wall"].notna().all() and df["t_wall"].is_monotonic_increasing

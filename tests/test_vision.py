@@ -65,7 +65,7 @@ def test_images_are_preprocessed_to_the_family_grid_and_clamped(vlm, tmp_path):
 
 
 def test_the_fitted_knee_lands_at_the_clamp_and_moves_with_it(vlm, tmp_path):
-    sides = [96, 160, 224, 288, 352, 448, 576, 768, 1024, 1536]
+    sides = [96, 224, 288, 352, 448, 576, 768, 1024]
     knees = {}
     for clamp in (144, 256):
         runs = sweep(vlm, tmp_path, clamp, long_sides=sides, square=True)

@@ -5,44 +5,48 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import ROOT, settled, tiny_config, vlm_model
+from conftest import ROOT, Workflow, settled, tiny_config, vlm_model
 
 pytestmark = pytest.mark.slow
 
 
-def test_builds_the_ladder_then_has_nothing_to_do(workflow):
-    workflow.write_config(tiny_config())
-    workflow.run()
-    bpw = {q: workflow.read_json(f"results/models/tiny/{q}.json")["bpw"] for q in ["F16", "Q8_0", "Q4_K_M"]}
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Workflow:
+    """The tiny ladder, built once: the tests below edit its config and dry-run, which changes nothing."""
+    wf = Workflow(tmp_path_factory.mktemp("built"))
+    wf.write_config(tiny_config())
+    wf.run()
+    return wf
+
+
+def test_builds_the_ladder_then_has_nothing_to_do(built):
+    built.write_config(tiny_config())
+    bpw = {q: built.read_json(f"results/models/tiny/{q}.json")["bpw"] for q in ["F16", "Q8_0", "Q4_K_M"]}
     assert bpw["F16"] > bpw["Q8_0"] > bpw["Q4_K_M"]
-    assert workflow.read_json("resources/models/tiny/base.json")["source"] == "synthetic"
-    assert (workflow.workdir / "results/logs/quantize/tiny/Q8_0.log").stat().st_size > 0
-    assert workflow.dry_run_jobs() == {}
+    assert built.read_json("resources/models/tiny/base.json")["source"] == "synthetic"
+    assert (built.workdir / "results/logs/quantize/tiny/Q8_0.log").stat().st_size > 0
+    assert built.dry_run_jobs() == {}
 
 
-def test_adding_a_scheme_or_a_model_schedules_only_its_jobs(workflow):
+def test_adding_a_scheme_or_a_model_schedules_only_its_jobs(built):
     config = tiny_config()
-    workflow.write_config(config)
-    workflow.run()
     config["schemes"]["Q5_K_M"] = {"ftype": "Q5_K_M"}
-    workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"quantize": 1, "bench": 1, "laws": 1, "report": 1, "all": 1}
+    built.write_config(config)
+    assert built.dry_run_jobs() == {"quantize": 1, "bench": 1, "laws": 1, "report": 1, "all": 1}
     config["models"]["tiny2"] = {"source": "synthetic", "synthetic": {**config["models"]["tiny"]["synthetic"], "seed": 7}}
-    workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"fetch_model": 1, "quantize": 1 + 4, "bench": 1 + 4, "laws": 1, "report": 1, "all": 1}
+    built.write_config(config)
+    assert built.dry_run_jobs() == {"fetch_model": 1, "quantize": 1 + 4, "bench": 1 + 4, "laws": 1, "report": 1, "all": 1}
     # Narrowing one model's ladder builds nothing and loses nothing.
     config["models"]["tiny2"]["schemes"] = ["Q8_0"]
-    workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"fetch_model": 1, "quantize": 2, "bench": 2, "laws": 1, "report": 1, "all": 1}
+    built.write_config(config)
+    assert built.dry_run_jobs() == {"fetch_model": 1, "quantize": 2, "bench": 2, "laws": 1, "report": 1, "all": 1}
 
 
-def test_changing_a_scheme_reruns_only_that_scheme(workflow):
+def test_changing_a_scheme_reruns_only_that_scheme(built):
     config = tiny_config()
-    workflow.write_config(config)
-    workflow.run()
     config["schemes"]["Q4_K_M"]["output_tensor_type"] = "Q8_0"
-    workflow.write_config(config)
-    assert workflow.dry_run_jobs() == {"quantize": 1, "bench": 1, "laws": 1, "report": 1, "all": 1}
+    built.write_config(config)
+    assert built.dry_run_jobs() == {"quantize": 1, "bench": 1, "laws": 1, "report": 1, "all": 1}
 
 
 def test_device_profile_that_does_not_match_stops_before_any_work(workflow):

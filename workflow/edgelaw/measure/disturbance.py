@@ -39,7 +39,10 @@ class DisturbanceSettings(SectionSettings):
 
 def window_cpu(df: pd.DataFrame, t0: float, t1: float) -> tuple[float, float]:
     """(other processes' CPU, stolen CPU) in core-seconds over [t0, t1], from the raw counters of
-    `df` (Sampler.frame). The worker's CPU counts only where a worker was attached."""
+    `df` (Sampler.frame). The worker's CPU counts only where a worker was attached. Every counter is
+    taken at the ticks that read the host's (the worker's is read at each of them too), so the
+    interpolation between those ticks is the same for all and cancels in the difference."""
+    df = df[df["sys_total_s"].notna()]
     t = df["t"].to_numpy(float)
     busy = counter_delta(t, df["sys_busy_s"], t0, t1)
     own = counter_delta(t, df["self_cpu_s"], t0, t1)

@@ -18,13 +18,15 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pandas as pd
 import psutil
 
 from edgelaw.measure import power
-from edgelaw.measure.power import PowerSource
+from edgelaw.measure.power import PowerSource, Reading
 
 NAN = math.nan
+NO_READING = Reading(None, None)
 
 
 class PsutilCounters:
@@ -35,6 +37,12 @@ class PsutilCounters:
 
     def attach(self, pid: int | None) -> None:
         self._proc = psutil.Process(pid) if pid else None
+
+    def process_raw(self) -> tuple[float, float]:
+        return self.process()
+
+    def parse_process(self, raw: tuple[float, float]) -> tuple[float, float]:
+        return raw
 
     def process(self) -> tuple[float, float]:
         """The attached process's CPU seconds (user + system, all threads) and resident bytes."""
@@ -58,6 +66,12 @@ class PsutilCounters:
         idle = c.idle + getattr(c, "iowait", 0.0) + (0.0 if math.isnan(steal) else steal)
         return total - idle, total, steal, psutil.virtual_memory().used
 
+    def system_raw(self) -> tuple[float, float, float, int]:
+        return self.system()
+
+    def parse_system(self, raw: tuple[float, float, float, int]) -> tuple[float, float, float, int]:
+        return raw
+
     def close(self) -> None:
         self._proc = None
 
@@ -76,38 +90,58 @@ class ProcfsCounters:
         self._stat = os.open("/proc/stat", os.O_RDONLY)
         self._meminfo = os.open("/proc/meminfo", os.O_RDONLY)
         self._proc: int | None = None
+        self._retired: list[int] = []
 
     def attach(self, pid: int | None) -> None:
-        if self._proc is not None:
-            os.close(self._proc)
-            self._proc = None
+        """Follow `pid`. Safe beside a sampler thread without a lock: the descriptor is swapped in one
+        assignment, and the one it replaces stays open until the next attach, so a read in flight
+        never lands on a closed or reused descriptor."""
+        fd = None
         if pid:
             try:
-                self._proc = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+                fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
             except FileNotFoundError:
                 raise psutil.NoSuchProcess(pid) from None
+        old, self._proc = self._proc, fd
+        for stale in self._retired:
+            os.close(stale)
+        self._retired = [old] if old is not None else []
 
-    def process(self) -> tuple[float, float]:
+    def process_raw(self) -> bytes | None:
+        """The attached process's /proc/<pid>/stat as read, parsed later (parse_process): reading is
+        what must happen at the tick, parsing can wait."""
         fd = self._proc
         if fd is None:
-            return NAN, NAN
+            return None
         try:
-            raw = os.pread(fd, 4096, 0)
+            return os.pread(fd, 4096, 0) or None
         except OSError:  # the process has exited
-            return NAN, NAN
-        if not raw:
+            return None
+
+    def parse_process(self, raw: bytes | None) -> tuple[float, float]:
+        if raw is None:
             return NAN, NAN
         fields = raw[raw.rindex(b")") + 2:].split()  # the command name may hold spaces and parentheses
         return (int(fields[11]) + int(fields[12])) / self.tick, int(fields[21]) * self.page
 
+    def process(self) -> tuple[float, float]:
+        return self.parse_process(self.process_raw())
+
+    def system_raw(self) -> tuple[bytes, bytes]:
+        return os.pread(self._stat, 512, 0), os.pread(self._meminfo, 512, 0)
+
     def system(self) -> tuple[float, float, float, int]:
-        cpu = os.pread(self._stat, 512, 0).split(b"\n", 1)[0].split()[1:]
+        return self.parse_system(self.system_raw())
+
+    def parse_system(self, raw: tuple[bytes, bytes]) -> tuple[float, float, float, int]:
+        stat, meminfo = raw
+        cpu = stat.split(b"\n", 1)[0].split()[1:]
         ticks = [int(x) for x in cpu]
         total = sum(ticks) / self.tick
         steal = ticks[7] / self.tick if len(ticks) > 7 else NAN
         busy = total - (ticks[3] + (ticks[4] if len(ticks) > 4 else 0) + (ticks[7] if len(ticks) > 7 else 0)) / self.tick
         total_kb = available_kb = None
-        for line in os.pread(self._meminfo, 512, 0).split(b"\n")[:3]:
+        for line in meminfo.split(b"\n")[:3]:
             if line.startswith(b"MemTotal:"):
                 total_kb = int(line.split()[1])
             elif line.startswith(b"MemAvailable:"):
@@ -118,96 +152,152 @@ class ProcfsCounters:
 
     def close(self) -> None:
         self.attach(None)
-        for fd in (self._stat, self._meminfo):
+        for fd in (*self._retired, self._stat, self._meminfo):
             os.close(fd)
+        self._retired = []
 
 
 def counters():
     return ProcfsCounters() if sys.platform.startswith("linux") and os.path.exists("/proc/stat") else PsutilCounters()
 
 
+# The host's counters (/proc/stat, /proc/meminfo, the power source, this process's own CPU) are read at
+# every HOST_EVERY-th tick only: they cost twice what the worker's counter does, and what reads them
+# (the host's CPU and power above idle, other processes' share over a run of 0.5 s or more) needs
+# their cumulative values at a few Hz, not their every tick (docs/performance.md, the sampler).
+HOST_EVERY = 5
+
+
 class Sampler:
-    def __init__(self, rate_hz: float, power: PowerSource):
+    """Samples at `rate_hz` on a thread of its own. `rows` holds one tuple per tick, as read:
+    (t, the worker's counter as read, host) where host is None on a tick without the host's counters,
+    else (t_wall, the host's counters as read, self_cpu, power_w, energy_j). Reading is what must
+    happen at the tick; `frame` parses (a wake-up that does less costs less: bench/sampler_overhead.py)."""
+
+    def __init__(self, rate_hz: float, power: PowerSource, host_every: int = HOST_EVERY):
         self.period = 1.0 / rate_hz
         self.rate_hz = rate_hz
         self.power = power
+        self.host_every = host_every
         self.rows: list[tuple] = []
+        self._parsed: list[tuple] = []
+        self._last_host: tuple[float, float] | None = None
         self.counters = counters()
-        self._stop = threading.Event()
+        self._stopping = False
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self.n_cpus = psutil.cpu_count() or 1
 
     def attach(self, pid: int | None) -> None:
         """Follow process `pid` (None: system only)."""
-        with self._lock:
-            self.counters.attach(pid)
+        self.counters.attach(pid)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="edgelaw-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping = True
         if self._thread:
             self._thread.join()
         self.counters.close()
 
-    def _sample(self) -> None:
+    def _sample(self, with_host: bool) -> None:
         t = time.monotonic()
+        proc = self.counters.process_raw()
+        self.rows.append((t, proc, self._host() if with_host else None))
+
+    def _host(self) -> tuple:
         t_wall = time.time()
-        with self._lock:
-            proc_cpu, rss = self.counters.process()
-        busy, total, steal, mem_used = self.counters.system()
-        last_sys = self.rows[-1][4:6] if self.rows else None
-        sys_pct = 0.0
-        if last_sys and total > last_sys[1]:
-            sys_pct = 100.0 * self.n_cpus * (busy - last_sys[0]) / (total - last_sys[1])
-        reading = self.power.read(t_wall, sys_pct)
+        raw = self.counters.system_raw()
         # this process's own CPU (the sampler and the controller): not another process's
         self_cpu = time.process_time()
-        self.rows.append((t, t_wall, proc_cpu, rss, busy, total, steal, self_cpu, mem_used, reading.power_w,
-                          reading.energy_j))
+        # a utilisation model is a function of the host's CPU: computed when parsed (frame)
+        reading = NO_READING if self.power.kind == "model" else self.power.read(t_wall, NAN)
+        return t_wall, raw, self_cpu, reading.power_w, reading.energy_j
+
+    def _parse_host(self, host: tuple | None) -> tuple:
+        if host is None:
+            return NO_HOST
+        t_wall, raw, self_cpu, power_w, energy_j = host
+        busy, total, steal, mem_used = self.counters.parse_system(raw)
+        last, self._last_host = self._last_host, (busy, total)
+        if self.power.kind == "model":
+            sys_pct = 100.0 * self.n_cpus * (busy - last[0]) / (total - last[1]) if last and total > last[1] else 0.0
+            power_w = self.power.read(t_wall, sys_pct).power_w
+        return t_wall, busy, total, steal, self_cpu, mem_used, power_w, energy_j
 
     def _loop(self) -> None:
+        # time.sleep, not Event.wait: a wake-up is most of a sample's cost, and sleep's is the cheapest
+        # (bench/sampler_overhead.py); stop() waits at most one period for the flag to be seen.
         next_t = time.monotonic()
-        while not self._stop.is_set():
-            self._sample()
+        tick = 0
+        while not self._stopping:
+            self._sample(tick % self.host_every == 0)
+            tick += 1
             next_t += self.period
             delay = next_t - time.monotonic()
             if delay < 0:  # fell behind: skip missed ticks instead of bursting
                 next_t = time.monotonic()
                 delay = 0
-            self._stop.wait(delay)
+            time.sleep(delay)
 
     def frame(self, last: int | None = None) -> pd.DataFrame:
-        """The samples so far (the `last` ones only, if given) as raw counters."""
-        rows = self.rows[-last:] if last else self.rows
-        return pd.DataFrame(list(rows), columns=FRAME_COLUMNS)
+        """The samples so far (the `last` ones only, if given) as cumulative counters; the host's are
+        NaN on the ticks that did not read them, t_wall is interpolated there."""
+        n = len(self.rows)  # the thread appends meanwhile: parse what is there now, once
+        for t, proc, host in self.rows[len(self._parsed):n]:
+            self._parsed.append((t, *self.counters.parse_process(proc), *self._parse_host(host)))
+        rows = self._parsed[-last:] if last else self._parsed[:n]
+        df = pd.DataFrame(rows, columns=PARSED_COLUMNS)[FRAME_COLUMNS]
+        known = df["t_wall"].notna()
+        if known.any():
+            df["t_wall"] = np.interp(df["t"], df["t"][known], df["t_wall"][known])
+        return df
 
 
 FRAME_COLUMNS = ["t", "t_wall", "proc_cpu_s", "rss_bytes", "sys_busy_s", "sys_total_s", "sys_steal_s", "self_cpu_s",
                  "mem_sys_used_bytes", "power_w", "energy_j"]
+HOST_COLUMNS = ["t_wall", "sys_busy_s", "sys_total_s", "sys_steal_s", "self_cpu_s", "mem_sys_used_bytes", "power_w",
+                "energy_j"]  # in the order Sampler._host returns them
+PARSED_COLUMNS = ["t", "proc_cpu_s", "rss_bytes", *HOST_COLUMNS]
+NO_HOST = (NAN,) * len(HOST_COLUMNS)
 
 
 def rates(raw: pd.DataFrame, n_cpus: int) -> pd.DataFrame:
-    """Per-sample CPU rates (100 = one core) over the interval that ends at each sample: the worker's,
-    the host's, the host's stolen time, and the other processes' (the host's less the worker's and
-    this process's own).
+    """Per-sample CPU rates (100 = one core) over the interval that ends at each sample: the worker's
+    (every tick); the host's, its stolen time and the other processes' (the host's less the worker's
+    and this process's own), over the interval between the host's readings that holds the tick; and
+    the host's memory and power, interpolated between its readings.
 
     The worker's counter restarts when a crashed worker is replaced: a negative step counts as zero.
     """
     df = raw.copy()
-    dt = df["t"].diff()
+    t = df["t"]
+    dt = t.diff()
     d_proc = df["proc_cpu_s"].diff().clip(lower=0)
     df["cpu_proc_pct"] = (100.0 * d_proc / dt).fillna(0.0)
-    d_total = df["sys_total_s"].diff()
+    host = df[df["sys_total_s"].notna()]
+    h_dt = host["t"].diff()
+    d_total = host["sys_total_s"].diff()
     share = (100.0 * n_cpus / d_total).where(d_total > 0)
-    df["cpu_sys_pct"] = (share * df["sys_busy_s"].diff()).fillna(0.0).clip(lower=0.0)
-    df["steal_pct"] = (share * df["sys_steal_s"].diff()).clip(lower=0.0)
-    self_pct = (100.0 * df["self_cpu_s"].diff() / dt).fillna(0.0)
-    df["cpu_other_pct"] = (df["cpu_sys_pct"] - df["cpu_proc_pct"] - self_pct).clip(lower=0.0)
-    df["t_mid"] = df["t"] - dt.fillna(0.0) / 2  # a rate belongs to the middle of its interval
+    sys_pct = (share * host["sys_busy_s"].diff()).clip(lower=0.0)
+    # the worker's CPU over the same interval, from its own ticks (restarts counted as above)
+    worker = d_proc.fillna(0.0).cumsum().reindex(host.index).diff()
+    self_pct = 100.0 * host["self_cpu_s"].diff() / h_dt
+    other_pct = (sys_pct - 100.0 * worker / h_dt - self_pct).clip(lower=0.0)
+    for name, values in [("cpu_sys_pct", sys_pct), ("steal_pct", share * host["sys_steal_s"].diff()),
+                         ("cpu_other_pct", other_pct)]:
+        # a tick takes the rate of the host interval it falls in: the next reading's, or the last's
+        df[name] = values.reindex(df.index).bfill().ffill()
+    df["cpu_sys_pct"] = df["cpu_sys_pct"].fillna(0.0)
+    df["cpu_other_pct"] = df["cpu_other_pct"].fillna(0.0)
+    df["steal_pct"] = df["steal_pct"].clip(lower=0.0)
+    for level in ["mem_sys_used_bytes", "power_w", "energy_j"]:
+        known = df[level].notna()
+        if known.sum() >= 2:
+            df[level] = np.interp(t, t[known], df.loc[known, level])
+    df["mem_sys_used_bytes"] = df["mem_sys_used_bytes"].round()  # bytes stay whole
+    df["t_mid"] = t - dt.fillna(0.0) / 2  # a rate belongs to the middle of its interval
     return df
 
 
