@@ -22,6 +22,7 @@ from edgelaw.core.errors import EdgelawError
 from edgelaw.core.jobs import prepare_environment
 from edgelaw.measure.settings import workload_settings
 from edgelaw.quality.evalset import check_inputs
+from edgelaw.sources.file import user_files
 
 try:
     CONFIG = validate(config)
@@ -32,6 +33,11 @@ try:
         if CONFIG["quality"]["enabled"]
         else {"eval_text": [], "prompts": []}
     )
+    # A model file of the user's own that is not there stops the run here too.
+    for _model, _spec in CONFIG["models"].items():
+        user_files(CONFIG, _model)
+        if _spec.get("mmproj"):
+            user_files(CONFIG, _model, projector=True)
 except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -65,6 +71,16 @@ def measurement_threads(wildcards):
 
 def model_spec_json(wildcards):
     return json.dumps(fetch_spec(CONFIG, wildcards.model), sort_keys=True)
+
+
+def model_user_files(wildcards):
+    """A `file` source's GGUF: an input of its fetch, so that rewriting it fetches it again (the base is a
+    copy, which the rewrite does not touch)."""
+    return user_files(CONFIG, wildcards.model)
+
+
+def projector_user_files(wildcards):
+    return user_files(CONFIG, wildcards.model, projector=True)
 
 
 def vision_models():

@@ -179,4 +179,9 @@ class SectionSettings:
 
     @classmethod
     def from_config(cls, section: dict):
+        if missing := [k for k in cls.__dataclass_fields__ if k not in section]:
+            raise EdgelawError(
+                f"{cls.__name__}: missing {', '.join(missing)}; pass the section of a validated config, whose "
+                "defaults fill every key (edgelaw.core.config.defaults)"
+            )
         return cls(**{k: section[k] for k in cls.__dataclass_fields__})

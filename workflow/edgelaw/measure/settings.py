@@ -35,7 +35,13 @@ def check_workload(workload: str) -> None:
 def workload_settings(bench: dict, workload: str) -> dict:
     """The keys of the bench section that a job of `workload` reads."""
     check_workload(workload)
-    return {k: bench[k] for k in COMMON_KEYS + WORKLOAD_KEYS[workload]}
+    keys = COMMON_KEYS + WORKLOAD_KEYS[workload]
+    if missing := [k for k in keys if k not in bench]:
+        raise EdgelawError(
+            f"bench settings: missing {', '.join(missing)} (a {workload} job reads {', '.join(keys)}); pass the "
+            "bench section of a validated config, whose defaults fill every key (edgelaw.core.config.defaults)"
+        )
+    return {k: bench[k] for k in keys}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import ctypes
 import os
 import time
 
-from edgelaw.core.llama import attach_threadpool, greedy_token, lib, load_model, new_context, tokenize
+from edgelaw.core.llama import LogCapture, attach_threadpool, greedy_token, lib, load_model, new_context, tokenize
 
 # A test hook: the worker aborts (as a crash would) when it reaches this run_id.
 CRASH_ENV = "EDGELAW_CRASH_AT_RUN"
@@ -107,7 +107,7 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
     llama_cpp = lib()
     global _silence
     _silence = llama_cpp.llama_log_callback(lambda level, text, data: None)  # kept alive: llama.cpp holds a raw pointer
-    llama_cpp.llama_log_set(_silence, ctypes.c_void_p(0))
+    LogCapture(echo=False)  # llama.cpp's log kept, not printed: a failed load quotes its reason
     crash_at = os.environ.get(CRASH_ENV)
 
     def send(kind, **payload):
@@ -122,6 +122,7 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
     except Exception as exc:  # reported to the controller, which records every point as failed
         send("fatal", error=str(exc))
         return
+    llama_cpp.llama_log_set(_silence, ctypes.c_void_p(0))  # the runs: llama.cpp silent, no callback into Python
     send("load_end", n_corpus_tokens=len(corpus_tokens), n_ctx_train=engine.n_ctx_train)
     if run_image is None and longest > len(corpus_tokens):
         send("fatal", error=f"the corpus has {len(corpus_tokens)} tokens for this model, the sweep needs {longest}; use a longer bench.corpus")

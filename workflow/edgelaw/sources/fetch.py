@@ -37,11 +37,14 @@ SOURCES = {
 }
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src.resolve(), dst)  # link the blob, not a relative symlink to it
-    except OSError:
-        shutil.copyfile(src, dst)
+def _copy(src: Path, dst: Path) -> None:
+    """A copy, never a link: a base must not share storage with a file its owner may rewrite in place
+    (a user's GGUF, a blob in the HF cache), or the measured model would change under its record."""
+    shutil.copyfile(src, dst)
+
+
+def _damaged_fix(name: str, source: str) -> str:
+    return file_source.damaged_fix(name) if source == "file" else ggufio.REMAKE
 
 
 def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: str | os.PathLike) -> dict:
@@ -53,7 +56,7 @@ def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: st
     out_gguf.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_gguf.parent, prefix=".fetch-") as tmp:
         raw, info = SOURCES[source](name, spec, Path(tmp))
-        reader = ggufio.open_gguf(raw, f"model {name}")
+        reader = ggufio.open_gguf(raw, f"model {name}", _damaged_fix(name, source))
         quantized = ggufio.is_quantized(reader)
         del reader
         with atomic_path(out_gguf) as staged:
@@ -61,7 +64,7 @@ def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: st
                 say(f"model {name}: source is quantized, dequantizing to F16")
                 ggufio.dequantize_to_f16(raw, staged, f"model {name}")
             else:
-                _link_or_copy(raw, staged)
+                _copy(raw, staged)
             summary = ggufio.summarize(staged, f"model {name}")
             record = {
                 "model": name,
@@ -95,10 +98,11 @@ def materialize_projector(name: str, spec: dict, language_gguf: str | os.PathLik
             info = synthetic_vision.write(spec["synthetic"], int(n_embd), raw)
         else:
             raw, info = SOURCES[source](what, spec, Path(tmp))
+            ggufio.open_gguf(raw, f"model {what}", _damaged_fix(what, source))
         projector = projector_info(str(raw), name)
         check_pair(projector, str(language_gguf), name)
         with atomic_path(out_gguf) as staged:
-            _link_or_copy(raw, staged)
+            _copy(raw, staged)
             summary = ggufio.summarize(staged, f"model {name}: projector")
             record = {
                 "model": name,

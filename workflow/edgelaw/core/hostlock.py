@@ -1,0 +1,63 @@
+"""One measurement at a time on a host: an exclusive lock every bench and host job holds while it
+measures, whatever Snakemake invocation, working directory or checkout it comes from.
+
+Snakemake keeps a measurement alone only among its own jobs; a second invocation (other outputs, another
+checkout) would run beside it and both would be disturbed. The lock is an flock on one file for the whole
+host (EDGELAW_MEASURE_LOCK overrides the path, for tests); the kernel releases it if the holder dies. The
+holder writes who it is into the file, so that a job waiting for it says whom it waits for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import time
+from typing import Iterator
+
+from edgelaw.core.console import say
+
+LOCK_ENV = "EDGELAW_MEASURE_LOCK"
+
+
+def lock_path() -> str:
+    return os.environ.get(LOCK_ENV) or os.path.join(tempfile.gettempdir(), "edgelaw-measure.lock")
+
+
+def _open(path: str) -> tuple[int, bool]:
+    """The lock file, read-write where allowed (another user's lock file can still be locked read-only)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY), False
+    with contextlib.suppress(PermissionError):
+        os.fchmod(fd, 0o666)  # every user's measurements share it (the umask took write away)
+    return fd, True
+
+
+@contextlib.contextmanager
+def measurement_lock(job: str) -> Iterator[None]:
+    """Hold the host's measurement lock for `job` (e.g. `bench tiny Q8_0 tokens`), waiting for it."""
+    path = lock_path()
+    fd, writable = _open(path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            say(f"{job}: waiting for the measurement lock {path}: held by {holder}; one measurement runs at a "
+                "time on a host")
+            t0 = time.monotonic()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            say(f"{job}: measurement lock taken after {time.monotonic() - t0:.1f} s")
+        if writable:
+            since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} ({job}, in {os.getcwd()}, since {since})\n".encode(), 0)
+        yield
+    finally:
+        if writable:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+        os.close(fd)  # releases the lock
