@@ -17,6 +17,7 @@ from edgelaw.core import tables
 from edgelaw.core.console import say
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.hashing import sha256_file
+from edgelaw.core.points import describe, missing_points, remeasure_command
 from edgelaw.core.projectors import check_clamp, check_pair, projector_info
 from edgelaw.measure import images
 from edgelaw.measure.accounting import idle_baseline, label_phases, run_rows
@@ -98,6 +99,11 @@ def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, qu
     again = f"; {len(disturbed)} disturbed and measured again" if len(disturbed) else ""
     say(f"{label}: {len(ok)}/{len(runs)} runs ok{again}, {len(df)} samples at {achieved:.1f} Hz "
         f"(asked {settings.sample_hz:g})")
+    lost = missing_points(runs)
+    if len(lost) and not timeline.fatal:
+        say(f"{label}: {len(lost)} point{'s' * (len(lost) > 1)} not measured: {describe(lost)}; the tables keep "
+            f"the other points, and the report lists the missing ones. To measure them again: "
+            f"{remeasure_command(device, model, quant, workload)} (with this run's --configfile/--config options)")
     if timeline.fatal:
         raise EdgelawError(f"{label}: the worker could not start: {timeline.fatal}")
     return runs
