@@ -307,3 +307,86 @@ def test_two_invocations_never_measure_at_once(tmp_path):
     assert len(waited) == 1, logs
     holder = flows[1 - waited[0]].workdir
     assert f"(bench tiny Q8_0 tokens, in {holder}, since" in logs[waited[0]], logs[waited[0]]
+
+
+def test_a_killed_lock_holder_frees_the_lock(tmp_path):
+    """The kernel releases a dead holder's flock: a bench killed with SIGKILL never blocks the host."""
+    from edgelaw.core.hostlock import measurement_lock
+
+    lock = tmp_path / "measure.lock"
+    env = {**os.environ, "EDGELAW_MEASURE_LOCK": str(lock)}
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom edgelaw.core.hostlock import measurement_lock\n"
+                               "with measurement_lock('bench held'):\n    time.sleep(600)"], env=env)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not (lock.exists() and f"pid {holder.pid}" in lock.read_text()):
+            time.sleep(0.05)
+        assert f"pid {holder.pid} (bench held, in {os.getcwd()}" in lock.read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+    os.environ["EDGELAW_MEASURE_LOCK"] = str(lock)
+    try:
+        t0 = time.monotonic()
+        with measurement_lock("bench next"):
+            assert f"pid {os.getpid()} (bench next" in lock.read_text()
+        assert time.monotonic() - t0 < 5
+    finally:
+        del os.environ["EDGELAW_MEASURE_LOCK"]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_bench_interrupted_midway_leaves_no_file_no_worker_and_no_lock(tmp_path, tiny_gguf, sig):
+    """Ctrl-C (SIGINT) or Snakemake stopping a job (SIGTERM) in the middle of the runs."""
+    import signal
+    import uuid
+
+    from edgelaw.core.config import defaults
+
+    out = tmp_path / "out"
+    mark = uuid.uuid4().hex
+    lock = tmp_path / "measure.lock"
+    settings = defaults("bench", {**FAST, "repetitions": 50, "settle_seconds": 0.2})
+    proc = subprocess.Popen([sys.executable, "-m", "edgelaw", *bench_args(tmp_path, tiny_gguf, settings, out)],
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "EDGELAW_MEASURE_LOCK": str(lock), "EDGELAW_TEST_MARK": mark})
+    seen = ""
+    while "run 2/" not in seen:
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    proc.send_signal(getattr(signal, sig))
+    err = seen + proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert "edgelaw: interrupted: bench stopped before it finished; no file is left half-written" in err, err[-2000:]
+    assert not out.exists() or sorted(p.name for p in out.rglob("*")) == []
+
+    def marked() -> list[int]:
+        pids = []
+        for env in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if f"EDGELAW_TEST_MARK={mark}".encode() in env.read_bytes():
+                    pids.append(int(env.parent.name))
+            except OSError:
+                pass
+        return pids
+
+    deadline = time.time() + 10
+    while marked() and time.time() < deadline:
+        time.sleep(0.1)
+    assert marked() == [], "a worker outlived its bench job"
+    import fcntl
+
+    with open(lock) as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free
+
+
+def test_a_model_name_with_a_slash_is_refused_with_the_rule():
+    from edgelaw.core.config import validate
+
+    config = tiny_config()
+    config["models"]["org/model"] = config["models"]["tiny"]
+    with pytest.raises(EdgelawError, match=r"models: the name 'org/model' is not allowed: a name becomes a folder.*"
+                                           r"no '/'.*rename it"):
+        validate(config)

@@ -37,6 +37,9 @@ def describe_error(error) -> str:
         extra = sorted(set(error.instance) - set(allowed))
         hint = f"allowed keys: {', '.join(allowed)}" if allowed else ""
         return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; {hint}"
+    if error.validator == "pattern" and "propertyNames" in error.absolute_schema_path:
+        return (f"{where}: the name {error.instance!r} is not allowed: a name becomes a folder and a wildcard of "
+                f"the workflow's paths, so it must match {error.validator_value} (no '/', no spaces); rename it")
     if error.validator == "enum":
         return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, error.validator_value))}"
     return f"{where}: {error.message}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import time
 
 from edgelaw.core.llama import LogCapture, attach_threadpool, greedy_token, lib, load_model, new_context, tokenize
@@ -104,6 +105,7 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
     one at a time (("run", point)) until it is told to stop (("stop", {})). Messages back: (kind,
     payload) tuples. The controller decides what comes next after each point (the next one, or the same
     point again when the run was disturbed), so the worker keeps no schedule of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the controller stops us
     llama_cpp = lib()
     global _silence
     _silence = llama_cpp.llama_log_callback(lambda level, text, data: None)  # kept alive: llama.cpp holds a raw pointer
