@@ -390,3 +390,23 @@ def test_a_model_name_with_a_slash_is_refused_with_the_rule():
     with pytest.raises(EdgelawError, match=r"models: the name 'org/model' is not allowed: a name becomes a folder.*"
                                            r"no '/'.*rename it"):
         validate(config)
+
+
+@pytest.mark.parametrize("source", ["file", "synthetic"])
+def test_a_fetch_on_a_full_disk_says_so_and_leaves_no_base(tmp_path, tiny_gguf, full_disk, source):
+    spec = {"source": "file", "path": str(tiny_gguf)} if source == "file" else {"source": "synthetic",
+                                                                              "synthetic": dict(TINY)}
+    out = full_disk.folder / "resources/models/m"
+    proc = cli("fetch-model", "--model", "m", "--spec", json.dumps(spec), "--out-gguf", str(out / "base.gguf"),
+               "--out-json", str(out / "base.json"), preexec=full_disk.preexec)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert full_disk.expected() in proc.stderr and str(out) in proc.stderr and "free" in proc.stderr, proc.stderr
+    assert no_final_files(full_disk.folder) == []
+
+
+def test_replay_into_a_path_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "results.txt"
+    target.write_text("mine")
+    proc = cli("replay", str(tmp_path / "a.tar.gz"), "--out-dir", str(target))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "is a file" in proc.stderr, proc.stderr
+    assert target.read_text() == "mine"

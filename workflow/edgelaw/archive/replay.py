@@ -21,16 +21,19 @@ from edgelaw.core.console import say
 from edgelaw.core.tables import read_many
 
 
-def refuse_non_empty(out_dir: Path) -> None:
-    """A folder with files in it may hold someone's results: unpacking would replace them silently."""
-    if out_dir.is_dir() and (held := sum(1 for p in out_dir.rglob("*") if not p.is_dir())):
+def check_target(out_dir: Path, overwrite: bool) -> None:
+    """A folder with files in it may hold someone's results: unpacking would replace them silently, so it
+    takes `overwrite`; a file is never replaced by a folder."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgelawError(f"replay: {out_dir} is a file, not a folder; give a new or empty folder as --out-dir")
+    if not overwrite and out_dir.is_dir() and (held := sum(1 for p in out_dir.rglob("*") if not p.is_dir())):
         raise EdgelawError(f"replay: {out_dir} is not empty ({held} files); unpacking would replace files of the same "
                            "name: give a new or empty folder as --out-dir, or add --overwrite")
 
 
 def replay(archive: Path, out_dir: Path, overwrite: bool = False) -> dict:
-    if not overwrite:
-        refuse_non_empty(out_dir)
+    """Unpack `archive` into `out_dir` (which must be empty or new unless `overwrite`) and refit."""
+    check_target(out_dir, overwrite)
     manifest = extract(archive, out_dir)
     names = list(manifest["files"])
     device = manifest["device"]

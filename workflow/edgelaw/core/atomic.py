@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -87,6 +88,21 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def staging_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """A temp folder beside `final` for what making it needs (a download, a file to convert), removed
+    afterwards; a write there that fails for want of room is named as a failure to write `final`."""
+    final = Path(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{final.stem}-") as tmp:
+            yield Path(tmp)
+    except OSError as exc:
+        if code := no_room(exc):
+            raise no_room_error(final, code) from None
+        raise
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from edgelaw.core import ggufio
-from edgelaw.core.atomic import atomic_path, write_json
+from edgelaw.core.atomic import atomic_path, staging_dir, write_json
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.console import say
 from edgelaw.core.hashing import sha256_file
@@ -53,9 +52,8 @@ def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: st
     if source not in SOURCES:
         raise EdgelawError(f"model {name}: unknown source {source!r}; use one of {sorted(SOURCES)}")
     out_gguf = Path(out_gguf)
-    out_gguf.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_gguf.parent, prefix=".fetch-") as tmp:
-        raw, info = SOURCES[source](name, spec, Path(tmp))
+    with staging_dir(out_gguf) as tmp:
+        raw, info = SOURCES[source](name, spec, tmp)
         reader = ggufio.open_gguf(raw, f"model {name}", _damaged_fix(name, source))
         quantized = ggufio.is_quantized(reader)
         del reader
@@ -89,15 +87,14 @@ def materialize_projector(name: str, spec: dict, language_gguf: str | os.PathLik
     if source not in SOURCES:
         raise EdgelawError(f"models.{what}: unknown source {source!r}; use one of {sorted(SOURCES)}")
     out_gguf = Path(out_gguf)
-    out_gguf.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_gguf.parent, prefix=".fetch-") as tmp:
+    with staging_dir(out_gguf) as tmp:
         if source == "synthetic":
-            raw = Path(tmp) / "mmproj.gguf"
+            raw = tmp / "mmproj.gguf"
             # A synthetic projector is made for its language model: it projects to that model's width.
             n_embd = spec["synthetic"].get("projection_dim") or text_width(str(language_gguf), name)[1]
             info = synthetic_vision.write(spec["synthetic"], int(n_embd), raw)
         else:
-            raw, info = SOURCES[source](what, spec, Path(tmp))
+            raw, info = SOURCES[source](what, spec, tmp)
             ggufio.open_gguf(raw, f"model {what}", _damaged_fix(what, source))
         projector = projector_info(str(raw), name)
         check_pair(projector, str(language_gguf), name)
