@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from edgelaw.core.errors import EdgelawError
@@ -410,3 +409,31 @@ def test_replay_into_a_path_that_is_a_file_is_refused(tmp_path):
     proc = cli("replay", str(tmp_path / "a.tar.gz"), "--out-dir", str(target))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "is a file" in proc.stderr, proc.stderr
     assert target.read_text() == "mine"
+
+
+def test_a_host_record_waits_for_a_measurement_holding_the_lock(tmp_path):
+    from edgelaw.core.config import defaults
+    from edgelaw.core.devices import resolve
+
+    from conftest import ROOT
+
+    lock = tmp_path / "measure.lock"
+    env = {**os.environ, "EDGELAW_MEASURE_LOCK": str(lock)}
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom edgelaw.core.hostlock import measurement_lock\n"
+                               "with measurement_lock('bench other'):\n    time.sleep(600)"], env=env)
+    try:
+        while not (lock.exists() and f"pid {holder.pid}" in lock.read_text()):
+            time.sleep(0.05)
+        settings = defaults("bench", FAST)
+        record = subprocess.Popen([sys.executable, "-m", "edgelaw", "host-record", "--device", "auto", "--profile",
+                                   json.dumps(resolve("auto", ROOT)), "--settings", json.dumps(settings), "--threads", "2",
+                                   "--out", str(tmp_path / "host.json")], stderr=subprocess.PIPE, text=True, env=env)
+        line = record.stderr.readline()
+        assert f"host-record auto: waiting for the measurement lock {lock}: held by pid {holder.pid} (bench other" in line
+        assert not (tmp_path / "host.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    err = record.stderr.read()
+    assert record.wait(timeout=120) == 0, err
+    assert "measurement lock taken after" in err and (tmp_path / "host.json").exists()

@@ -18,10 +18,13 @@ from edgelaw.core.hashing import sha256_file
 def check_recorded(gguf: str | os.PathLike, record_path: str | os.PathLike, what: str) -> str:
     """The sha256 of `gguf`, which must be the one its record holds; raise naming both if not."""
     try:
-        recorded = json.loads(open(record_path).read())["sha256"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise EdgelawError(f"{what}: cannot read the sha256 of its record {record_path} ({exc}); delete {gguf} "
-                           "and run again to make both again") from None
+        recorded = json.loads(open(record_path).read()).get("sha256")
+    except (OSError, ValueError) as exc:
+        raise EdgelawError(f"{what}: cannot read its record {record_path} ({exc}); delete {gguf} and run again "
+                           "to make both again") from None
+    if not recorded:
+        raise EdgelawError(f"{what}: its record {record_path} holds no sha256 of {gguf}; the rule that makes them "
+                           "must write one (edgelaw.core.hashing.sha256_file, see docs/extending.md)")
     actual = sha256_file(gguf)
     if actual != recorded:
         raise EdgelawError(

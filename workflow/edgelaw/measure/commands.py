@@ -17,12 +17,10 @@ def args_host_record(p) -> None:
 
 def cmd_host_record(a) -> None:
     from edgelaw.core.atomic import write_json
-    from edgelaw.core.hostlock import measurement_lock
     from edgelaw.measure.host import host_record
 
-    with measurement_lock(f"host-record {a.device}"):
-        record = host_record(a.device, a.profile, a.settings["idle_seconds"], a.settings["sample_hz"], a.threads,
-                             a.settings["disturbance"])
+    record = host_record(a.device, a.profile, a.settings["idle_seconds"], a.settings["sample_hz"], a.threads,
+                         a.settings["disturbance"])
     write_json(a.out, record)
     idle = record["idle_baseline"]
     say(f"device {a.device}: power source {record['power_source']}, idle {idle['cpu_sys_pct']:.1f}% CPU, "
@@ -47,7 +45,6 @@ def args_bench(p) -> None:
 
 
 def cmd_bench(a) -> None:
-    from edgelaw.core.hostlock import measurement_lock
     from edgelaw.core.integrity import check_recorded
     from edgelaw.core.provenance import record
     from edgelaw.measure.controller import measure
@@ -58,8 +55,6 @@ def cmd_bench(a) -> None:
     sha = check_recorded(a.gguf, a.quant_json, f"model {a.model}, scheme {a.quant}")
     prov = record({"bench": a.settings, "scheme": quant_meta.get("params"), "device": a.profile, "threads": a.threads,
                    "clamp": a.clamp}, gguf_sha256=sha)
-    # Other invocations' measurements (another checkout, other outputs) wait for this one, and it for them.
-    with measurement_lock(f"bench {a.model} {a.quant} {a.workload}"):
-        measure(device=a.device, profile=a.profile, model=a.model, quant=a.quant, gguf=a.gguf, quant_meta=quant_meta,
-                workload=a.workload, settings=settings, threads=a.threads, out_trace=a.out_trace,
-                out_runs=a.out_runs, provenance=prov, mmproj=a.mmproj, clamp=a.clamp)
+    measure(device=a.device, profile=a.profile, model=a.model, quant=a.quant, gguf=a.gguf, quant_meta=quant_meta,
+            workload=a.workload, settings=settings, threads=a.threads, out_trace=a.out_trace, out_runs=a.out_runs,
+            provenance=prov, mmproj=a.mmproj, clamp=a.clamp)

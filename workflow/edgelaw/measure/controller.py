@@ -17,6 +17,7 @@ from edgelaw.core import tables
 from edgelaw.core.console import say
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.hashing import sha256_file
+from edgelaw.core.hostlock import measurement_lock
 from edgelaw.core.points import describe, missing_points, remeasure_command
 from edgelaw.core.projectors import check_clamp, check_pair, projector_info
 from edgelaw.measure import images
@@ -47,9 +48,16 @@ def vision_setup(model: str, gguf: str, mmproj: str | None, clamp: dict, setting
     return vision, geometry
 
 
-def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, quant_meta: dict, workload: str,
-            settings: Settings, threads: int, out_trace: str, out_runs: str, provenance: dict,
-            mmproj: str | None = None, clamp: dict | None = None) -> pd.DataFrame:
+def measure(**job) -> pd.DataFrame:
+    """Run one bench job (the arguments of `_measure`) while holding the host's measurement lock: another
+    measurement on this host (another invocation, another checkout) waits for it, and it for them."""
+    with measurement_lock(f"bench {job['model']} {job['quant']} {job['workload']}"):
+        return _measure(**job)
+
+
+def _measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, quant_meta: dict, workload: str,
+             settings: Settings, threads: int, out_trace: str, out_runs: str, provenance: dict,
+             mmproj: str | None = None, clamp: dict | None = None) -> pd.DataFrame:
     """Run one bench job and write its trace (every sample) and runs (one row per measured point) tables."""
     check_workload(workload)
     vision = geometry = None
