@@ -51,7 +51,7 @@ def missing_lines(runs: pd.DataFrame) -> list[str]:
     lost = missing_points(runs)
     if lost.empty:
         return []
-    lines = [f"Not measured: {len(lost)} points, left out of every fit. Each job's command measures it again "
+    lines = [f"Not measured: {len(lost)} point{'s' * (len(lost) > 1)}, left out of every fit. Each job's command measures it again "
              "(add the run's own --configfile/--config options):", ""]
     for job, points in lost.groupby(JOB, sort=True):
         lines.append(f"- {' '.join(job[1:])}: {describe(points)}: `{remeasure_command(*job)}`")
