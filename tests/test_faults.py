@@ -437,3 +437,18 @@ def test_a_host_record_waits_for_a_measurement_holding_the_lock(tmp_path):
     err = record.stderr.read()
     assert record.wait(timeout=120) == 0, err
     assert "measurement lock taken after" in err and (tmp_path / "host.json").exists()
+
+
+@pytest.mark.parametrize("key", ["quality.eval_text", "quality.prompts", "bench.corpus"])
+def test_a_binary_file_given_as_text_is_refused_naming_the_key(tmp_path, tiny_gguf, key):
+    """A GGUF given where text is expected: refused, not decoded into garbage nor a UnicodeDecodeError."""
+    from edgelaw.core.config import defaults
+    from edgelaw.measure.settings import Settings
+    from edgelaw.quality.evalset import check_inputs
+
+    section, name = key.split(".")
+    with pytest.raises(EdgelawError, match=rf"{key}: {tiny_gguf} is not UTF-8 text \(byte \d+\); point it at a text"):
+        if section == "quality":
+            check_inputs(defaults("quality", {name: str(tiny_gguf)}))
+        else:
+            Settings.from_config(defaults("bench", {"corpus": str(tiny_gguf)}), "tokens").corpus_text()

@@ -63,6 +63,8 @@ def _measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, q
     vision = geometry = None
     if workload == "resolution":
         vision, geometry = vision_setup(model, gguf, mmproj, clamp or {}, settings)
+    else:
+        settings.corpus_text()  # a missing or binary corpus fails here, before the idle baseline
     label = f"{model} {quant} {workload}"
     points = schedule(settings, workload)
     supervisor = WorkerSupervisor(gguf, threads, settings, label, context_size(settings, points, geometry), vision)

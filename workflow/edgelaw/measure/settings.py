@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgelaw.core.errors import EdgelawError
+from edgelaw.core.textfile import read_text
 from edgelaw.data import shipped
 
 # Read by every workload: the repetitions, the sampler and llama.cpp's batch.
@@ -75,6 +76,9 @@ class Settings:
                 raise EdgelawError(f"bench.corpus: {path} does not exist; point it at a text file or remove it")
             return path
         return shipped("corpus.txt")
+
+    def corpus_text(self) -> str:
+        return read_text(self.corpus_path(), "bench.corpus")
 
     def n_ctx(self, image_tokens: int | None = None) -> int:
         if image_tokens is None:
