@@ -78,6 +78,9 @@ def test_a_crashed_point_is_recorded_said_and_measured_again_by_one_command(work
     for page in ("summary.md", "index.html"):
         text = (report / page).read_text()
         assert "Not measured" in text and "x64-r0 (crashed" in text and command in text, page
+    dry = workflow.run("--dry-run")  # nothing to do, and it says what is missing
+    assert f"{runs_path('Q8_0')}: 1 point not measured: x64-r0 (crashed" in dry.stdout + dry.stderr
+    assert command in dry.stdout + dry.stderr
     # That command, as the user types it (with the run's own config options): the point is measured.
     again = [*workflow.command("--forcerun", runs_path("Q8_0"))]
     again[again.index("--cores") + 1] = "all"

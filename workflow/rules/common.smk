@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 try:
     import edgelaw
@@ -20,6 +21,7 @@ from edgelaw.core.config import fetch_spec, model_schemes, model_workloads, vali
 from edgelaw.core.devices import resolve
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.jobs import prepare_environment
+from edgelaw.core.points import missing_in_tables
 from edgelaw.measure.settings import workload_settings
 from edgelaw.quality.evalset import check_inputs
 from edgelaw.sources.file import user_files
@@ -151,6 +153,16 @@ def bench_outputs(template, device=DEVICE_NAME):
         for quant in model_schemes(CONFIG, model)
         for workload in model_workloads(CONFIG, model)
     ]
+
+
+def warn_missing_points():
+    """A bench job that lost points ended well, so Snakemake sees nothing to do: say it on every run,
+    dry runs included."""
+    done = [p for p in bench_outputs(layout.RUNS) if os.path.exists(p)]
+    for line in missing_in_tables(done):
+        logger.warning(
+            f"edgelaw: {line} (with this run's --configfile/--config options)"
+        )
 
 
 def quality_json():

@@ -109,10 +109,10 @@ def _measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, q
     again = f"; {len(disturbed)} disturbed and measured again" if len(disturbed) else ""
     say(f"{label}: {len(ok)}/{len(runs)} runs ok{again}, {len(df)} samples at {achieved:.1f} Hz "
         f"(asked {settings.sample_hz:g})")
-    lost = missing_points(runs)
-    if len(lost) and not timeline.fatal:
-        say(f"{label}: {len(lost)} point{'s' * (len(lost) > 1)} not measured: {describe(lost)}; the tables keep "
-            f"the other points, and the report lists the missing ones. To measure them again: "
+    lost = missing_points(runs.to_dict("records"))
+    if lost and not timeline.fatal:
+        say(f"{label}: {describe(lost)}; the tables keep the other points, and the report lists the missing "
+            f"ones. To measure them again: "
             f"{remeasure_command(device, model, quant, workload)} (with this run's --configfile/--config options)")
     if timeline.fatal:
         raise EdgelawError(f"{label}: the worker could not start: {timeline.fatal}")

@@ -14,7 +14,7 @@ import pandas as pd
 from edgelaw.report import figures as draw
 from edgelaw.core.atomic import atomic_path
 from edgelaw.core.layout import FIGURES, HTML_FILE, SUMMARY_FILE
-from edgelaw.core.points import JOB, describe, missing_points, remeasure_command
+from edgelaw.core.points import by_job, describe, missing_points, remeasure_command
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -48,12 +48,12 @@ def measurement_lines(runs: pd.DataFrame) -> list[str]:
 
 def missing_lines(runs: pd.DataFrame) -> list[str]:
     """The points without an `ok` run, per bench job, with the command that measures that job again."""
-    lost = missing_points(runs)
-    if lost.empty:
+    lost = missing_points(runs.to_dict("records"))
+    if not lost:
         return []
-    lines = [f"Not measured: {len(lost)} point{'s' * (len(lost) > 1)}, left out of every fit. Each job's command measures it again "
-             "(add the run's own --configfile/--config options):", ""]
-    for job, points in lost.groupby(JOB, sort=True):
+    lines = [f"Not measured: {len(lost)} point{'s' * (len(lost) > 1)}, left out of every fit. Each job's command "
+             "measures it again (add the run's own --configfile/--config options):", ""]
+    for job, points in by_job(lost).items():
         lines.append(f"- {' '.join(job[1:])}: {describe(points)}: `{remeasure_command(*job)}`")
     return lines + [""]
 
