@@ -186,19 +186,30 @@ def test_a_damaged_file_model_is_blamed_on_the_users_file_not_a_fetch(tmp_path, 
 
 def test_replay_refuses_a_folder_that_holds_files_unless_told_to_overwrite(tmp_path):
     from edgelaw.archive import bundle
+    from edgelaw.archive.replay import required
 
-    src = tmp_path / "laws.parquet"
+    src = tmp_path / "junk"
     src.write_bytes(b"archived")
-    archive = tmp_path / "a.tar.gz"
-    bundle.build(archive, {"results/auto/laws.parquet": src}, {"device": "auto", "created": "2024-01-01T00:00:00Z"})
     out = tmp_path / "mine"
     (out / "results/auto").mkdir(parents=True)
     (out / "results/auto/laws.parquet").write_bytes(b"my own results")
+    meta = {"device": "auto", "created": "2024-01-01T00:00:00Z"}
+    archive = tmp_path / "a.tar.gz"
+    bundle.build(archive, {name: src for name in required("auto")}, meta)
     proc = cli("replay", str(archive), "--out-dir", str(out))
-    assert proc.returncode == 2 and f"{out} is not empty" in proc.stderr and "--overwrite" in proc.stderr, proc.stderr
-    assert (out / "results/auto/laws.parquet").read_bytes() == b"my own results"
+    assert proc.returncode == 2 and f"{out} is not empty (1 files)" in proc.stderr, proc.stderr
+    assert "--overwrite" in proc.stderr and (out / "results/auto/laws.parquet").read_bytes() == b"my own results"
     proc = cli("replay", str(archive), "--out-dir", str(out), "--overwrite")
-    assert (out / "results/auto/laws.parquet").read_bytes() == b"archived"  # (the refit then fails: no config)
+    assert (out / "results/auto/laws.parquet").read_bytes() == b"archived"
+    # (a hand-made archive: the refit fails, with one line)
+    assert proc.returncode == 2 and "cannot refit from its files" in proc.stderr and "Traceback" not in proc.stderr
+    # An archive without what a replay reads is refused before anything is unpacked.
+    partial = tmp_path / "b.tar.gz"
+    bundle.build(partial, {"results/auto/laws.parquet": src}, meta)
+    (out / "results/auto/laws.parquet").write_bytes(b"my own results")
+    proc = cli("replay", str(partial), "--out-dir", str(out), "--overwrite")
+    assert proc.returncode == 2 and "it lacks config/config.yaml, results/auto/host.json" in proc.stderr, proc.stderr
+    assert (out / "results/auto/laws.parquet").read_bytes() == b"my own results"
 
 
 # ---------------------------------------------------------------- 6. messages
