@@ -466,3 +466,12 @@ def test_a_binary_file_given_as_text_is_refused_naming_the_key(tmp_path, tiny_gg
             check_inputs(defaults("quality", {name: str(tiny_gguf)}))
         else:
             Settings.from_config(defaults("bench", {"corpus": str(tiny_gguf)}), "tokens").corpus_text()
+
+
+def test_a_lock_path_that_cannot_be_opened_names_the_variable(tmp_path, monkeypatch):
+    from edgelaw.core.hostlock import measurement_lock
+
+    monkeypatch.setenv("EDGELAW_MEASURE_LOCK", str(tmp_path / "absent/measure.lock"))
+    with pytest.raises(EdgelawError, match=r"cannot open the measurement lock .*absent/measure.lock .*EDGELAW_MEASURE_LOCK"):
+        with measurement_lock("bench x"):
+            pass

@@ -17,6 +17,7 @@ import time
 from typing import Iterator
 
 from edgelaw.core.console import say
+from edgelaw.core.errors import EdgelawError
 
 LOCK_ENV = "EDGELAW_MEASURE_LOCK"
 
@@ -40,7 +41,11 @@ def _open(path: str) -> tuple[int, bool]:
 def measurement_lock(job: str) -> Iterator[None]:
     """Hold the host's measurement lock for `job` (e.g. `bench tiny Q8_0 tokens`), waiting for it."""
     path = lock_path()
-    fd, writable = _open(path)
+    try:
+        fd, writable = _open(path)
+    except OSError as exc:
+        raise EdgelawError(f"{job}: cannot open the measurement lock {path} ({exc.strerror}); set {LOCK_ENV} to a "
+                           "file in a folder every measurement on this host can write") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
