@@ -255,7 +255,8 @@ def test_bench_on_a_full_disk_says_so_and_leaves_no_table(tmp_path, tiny_gguf, f
                preexec=full_disk.preexec, env={"EDGELAW_MEASURE_LOCK": str(tmp_path / "lock")})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert full_disk.expected() in proc.stderr and str(out) in proc.stderr and "free" in proc.stderr, proc.stderr
-    assert f"edgelaw: cannot write the log {log}" in proc.stderr  # once, then progress goes on to the terminal
+    if full_disk.mounted:  # (under a file size limit the short log still fits)
+        assert f"edgelaw: cannot write the log {log}" in proc.stderr  # once, then progress goes to the terminal
     assert no_final_files(full_disk.folder) == [] or no_final_files(full_disk.folder) == ["bench.log"]
 
 
