@@ -476,3 +476,28 @@ def test_a_lock_path_that_cannot_be_opened_names_the_variable(tmp_path, monkeypa
     with pytest.raises(EdgelawError, match=r"cannot open the measurement lock .*absent/measure.lock .*EDGELAW_MEASURE_LOCK"):
         with measurement_lock("bench x"):
             pass
+
+
+def test_a_job_stopped_while_waiting_leaves_the_holders_name(tmp_path):
+    import signal
+
+    lock = tmp_path / "measure.lock"
+    env = {**os.environ, "EDGELAW_MEASURE_LOCK": str(lock)}
+    code = "import sys, time\nfrom edgelaw.core.hostlock import measurement_lock\nwith measurement_lock(sys.argv[1]):\n" \
+           "    time.sleep(600)"
+    holder = subprocess.Popen([sys.executable, "-c", code, "bench held"], env=env)
+    waiter = None
+    try:
+        while not (lock.exists() and f"pid {holder.pid}" in lock.read_text()):
+            time.sleep(0.05)
+        waiter = subprocess.Popen([sys.executable, "-c", code, "bench waiting"], env=env, stderr=subprocess.PIPE,
+                                  text=True)
+        assert "waiting for the measurement lock" in waiter.stderr.readline()
+        waiter.send_signal(signal.SIGINT)
+        waiter.wait(timeout=30)
+        assert f"pid {holder.pid} (bench held" in lock.read_text()
+    finally:
+        for p in (holder, waiter):
+            if p:
+                p.kill()
+                p.wait()

@@ -37,6 +37,26 @@ def _open(path: str) -> tuple[int, bool]:
     return fd, True
 
 
+def _wait(fd: int, path: str, job: str) -> None:
+    """Take the lock, saying whom we wait for, again whenever another process takes it first."""
+    said, t0 = None, time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()  # empty while a holder writes it
+            if not holder and said is None and time.monotonic() - t0 > 2:
+                holder = "a process that did not write its name (no write access to the file)"
+            if holder and holder != said:
+                say(f"{job}: waiting for the measurement lock {path}: held by {holder}; one measurement runs at "
+                    "a time on a host")
+                said = holder
+            time.sleep(0.2)
+    if said:
+        say(f"{job}: measurement lock taken after {time.monotonic() - t0:.1f} s")
+
+
 @contextlib.contextmanager
 def measurement_lock(job: str) -> Iterator[None]:
     """Hold the host's measurement lock for `job` (e.g. `bench tiny Q8_0 tokens`), waiting for it."""
@@ -46,23 +66,17 @@ def measurement_lock(job: str) -> Iterator[None]:
     except OSError as exc:
         raise EdgelawError(f"{job}: cannot open the measurement lock {path} ({exc.strerror}); set {LOCK_ENV} to a "
                            "file in a folder every measurement on this host can write") from None
+    held = False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
-            say(f"{job}: waiting for the measurement lock {path}: held by {holder}; one measurement runs at a "
-                "time on a host")
-            t0 = time.monotonic()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            say(f"{job}: measurement lock taken after {time.monotonic() - t0:.1f} s")
+        _wait(fd, path, job)
+        held = True
         if writable:
             since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()} ({job}, in {os.getcwd()}, since {since})\n".encode(), 0)
         yield
     finally:
-        if writable:
+        if held and writable:  # (a job stopped while waiting leaves the holder's name alone)
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
         os.close(fd)  # releases the lock
