@@ -23,7 +23,10 @@ LOCK_ENV = "EDGELAW_MEASURE_LOCK"
 
 
 def lock_path() -> str:
-    return os.environ.get(LOCK_ENV) or os.path.join(tempfile.gettempdir(), "edgelaw-measure.lock")
+    """/tmp itself, not TMPDIR: Snakemake points a job's TMPDIR at its tmpdir resource, which may differ
+    between invocations, and one host needs one lock."""
+    folder = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    return os.environ.get(LOCK_ENV) or os.path.join(folder, "edgelaw-measure.lock")
 
 
 def _open(path: str) -> tuple[int, bool]:
