@@ -59,13 +59,35 @@ def test_tables_follow_the_contract_and_read_as_one_dataset(workflow):
     assert len(settled(pd.read_parquet(wd / "results/auto/runs"))) == 8
 
 
-def test_a_crashed_point_is_recorded_and_the_others_run(workflow):
-    workflow.write_config(bench_config())
-    workflow.run(env={"EDGELAW_CRASH_AT_RUN": "x64-r0"})
+def test_a_crashed_point_is_recorded_said_and_measured_again_by_one_command(workflow):
+    # (a shared host: no other process's CPU makes a run disturbed here)
+    config = bench_config(disturbance={"max_other_cores": 8, "idle_max_other_cores": 8, "idle_max_spread_cores": 8})
+    config["schemes"] = {"Q8_0": {"ftype": "Q8_0"}}
+    workflow.write_config(config)
+    proc = workflow.run(env={"EDGELAW_CRASH_AT_RUN": "x64-r0"})
     runs = settled(pd.read_parquet(workflow.workdir / runs_path("Q8_0")).set_index("run_id", drop=False))
     assert runs.loc["x64-r0", "status"] == "crashed"
     assert "signal 6" in runs.loc["x64-r0", "error"]
     assert set(runs.drop("x64-r0")["status"]) == {"ok"}
+    # The job's output, the summary and the page name the missing point and the one command.
+    command = f"snakemake --cores all --forcerun {runs_path('Q8_0')}"
+    out = proc.stdout + proc.stderr
+    assert "tiny Q8_0 tokens: 1 point not measured: x64-r0 (crashed: worker died with signal 6" in out, out[-3000:]
+    assert command in out
+    report = workflow.workdir / "results/auto/report"
+    for page in ("summary.md", "index.html"):
+        text = (report / page).read_text()
+        assert "Not measured" in text and "x64-r0 (crashed" in text and command in text, page
+    dry = workflow.run("--dry-run")  # nothing to do, and it says what is missing
+    assert f"{runs_path('Q8_0')}: 1 point not measured: x64-r0 (crashed" in dry.stdout + dry.stderr
+    assert command in dry.stdout + dry.stderr
+    # That command, as the user types it (with the run's own config options): the point is measured.
+    again = [*workflow.command("--forcerun", runs_path("Q8_0"))]
+    again[again.index("--cores") + 1] = "all"
+    subprocess.run(again, check=True, capture_output=True)
+    runs = settled(pd.read_parquet(workflow.workdir / runs_path("Q8_0")))
+    assert len(runs) == 4 and set(runs["status"]) == {"ok"}
+    assert "Not measured" not in (report / "summary.md").read_text()
 
 
 def test_a_sweep_longer_than_the_model_context_fails_clearly(workflow):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 
 from edgelaw.core.console import open_log, say
 from edgelaw.core.errors import EdgelawError
@@ -52,9 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     _function(a.command, "args")(parser)
     args = parser.parse_args(a.args)
     open_log(a.log)
+    # Snakemake stops a job with SIGTERM: unwind as for Ctrl-C, so that temp files go and workers stop.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         _function(a.command, "cmd")(args)
     except EdgelawError as exc:
         say(f"edgelaw: error: {exc}")
         return 2
+    except KeyboardInterrupt:
+        say(f"edgelaw: interrupted: {a.command} stopped before it finished; no file is left half-written "
+            "(each is written to a temp name, renamed when complete); run it again")
+        return 130
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,3 +1,6 @@
+warn_missing_points()
+
+
 # A measurement: no benchmark directive (the job records its own timings), every core.
 rule bench:
     input:

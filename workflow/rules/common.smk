@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 try:
     import edgelaw
@@ -20,8 +21,10 @@ from edgelaw.core.config import fetch_spec, model_schemes, model_workloads, vali
 from edgelaw.core.devices import resolve
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.jobs import prepare_environment
+from edgelaw.core.points import missing_in_tables
 from edgelaw.measure.settings import workload_settings
 from edgelaw.quality.evalset import check_inputs
+from edgelaw.sources.file import user_files
 
 try:
     CONFIG = validate(config)
@@ -32,6 +35,11 @@ try:
         if CONFIG["quality"]["enabled"]
         else {"eval_text": [], "prompts": []}
     )
+    # A model file of the user's own that is not there stops the run here too.
+    for _model, _spec in CONFIG["models"].items():
+        user_files(CONFIG, _model)
+        if _spec.get("mmproj"):
+            user_files(CONFIG, _model, projector=True)
 except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -65,6 +73,16 @@ def measurement_threads(wildcards):
 
 def model_spec_json(wildcards):
     return json.dumps(fetch_spec(CONFIG, wildcards.model), sort_keys=True)
+
+
+def model_user_files(wildcards):
+    """A `file` source's GGUF: an input of its fetch, so that rewriting it fetches it again (the base is a
+    copy, which the rewrite does not touch)."""
+    return user_files(CONFIG, wildcards.model)
+
+
+def projector_user_files(wildcards):
+    return user_files(CONFIG, wildcards.model, projector=True)
 
 
 def vision_models():
@@ -135,6 +153,16 @@ def bench_outputs(template, device=DEVICE_NAME):
         for quant in model_schemes(CONFIG, model)
         for workload in model_workloads(CONFIG, model)
     ]
+
+
+def warn_missing_points():
+    """A bench job that lost points ended well, so Snakemake sees nothing to do: say it on every run,
+    dry runs included."""
+    done = [p for p in bench_outputs(layout.RUNS) if os.path.exists(p)]
+    for line in missing_in_tables(done):
+        logger.warning(
+            f"edgelaw: {line} (with this run's --configfile/--config options)"
+        )
 
 
 def quality_json():

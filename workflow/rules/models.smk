@@ -1,4 +1,6 @@
 rule fetch_model:
+    input:
+        user_file=model_user_files,
     output:
         gguf=layout.BASE_GGUF,
         meta=layout.BASE_JSON,
@@ -19,6 +21,7 @@ rule fetch_model:
 rule fetch_mmproj:
     input:
         language=layout.BASE_GGUF,
+        user_file=projector_user_files,
     output:
         gguf=layout.MMPROJ_GGUF,
         meta=layout.MMPROJ_JSON,

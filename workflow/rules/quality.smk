@@ -1,6 +1,7 @@
 rule quality_reference:
     input:
         base=layout.BASE_GGUF,
+        base_meta=layout.BASE_JSON,
         eval_text=QUALITY_INPUTS["eval_text"],
         prompts=QUALITY_INPUTS["prompts"],
     output:
@@ -18,7 +19,7 @@ rule quality_reference:
         code=code("quality-reference"),
     shell:
         "python -m edgelaw --log {log} quality-reference --model {wildcards.model}"
-        " --base {input.base} --settings {params.settings:q} --threads {threads}"
+        " --base {input.base} --base-json {input.base_meta} --settings {params.settings:q} --threads {threads}"
         " --out-npz {output.npz} --out-answers {output.answers}"
 
 

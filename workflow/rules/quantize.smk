@@ -1,6 +1,7 @@
 rule quantize:
     input:
         base=layout.BASE_GGUF,
+        base_meta=layout.BASE_JSON,
     output:
         gguf=layout.QUANT_GGUF,
         meta=layout.QUANT_JSON,
@@ -17,4 +18,5 @@ rule quantize:
     shell:
         "python -m edgelaw --log {log} quantize --model {wildcards.model}"
         " --scheme-name {wildcards.quant} --scheme {params.scheme:q} --base {input.base}"
+        " --base-json {input.base_meta}"
         " --out-gguf {output.gguf} --out-json {output.meta} --threads {threads}"

@@ -39,6 +39,7 @@ def cmd_verify(a) -> None:
 def args_replay(p) -> None:
     p.add_argument("archive")
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--overwrite", action="store_true", help="unpack into --out-dir even if it holds files")
 
 
 def cmd_replay(a) -> None:
@@ -46,7 +47,7 @@ def cmd_replay(a) -> None:
 
     from edgelaw.archive.replay import replay
 
-    replay(Path(a.archive), Path(a.out_dir))
+    replay(Path(a.archive), Path(a.out_dir), overwrite=a.overwrite)
 
 
 def args_cross_device(p) -> None:

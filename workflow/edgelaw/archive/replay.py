@@ -15,16 +15,59 @@ import yaml
 
 from edgelaw.core import layout
 from edgelaw.laws.derive import derive, weight_bytes
-from edgelaw.archive.bundle import extract
+from edgelaw.archive.bundle import extract, read_manifest
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.console import say
 from edgelaw.core.tables import read_many
 
 
-def replay(archive: Path, out_dir: Path) -> dict:
+def check_target(out_dir: Path, overwrite: bool) -> None:
+    """A folder with files in it may hold someone's results: unpacking would replace them silently, so it
+    takes `overwrite`; a file is never replaced by a folder."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgelawError(f"replay: {out_dir} is a file, not a folder; give a new or empty folder as --out-dir")
+    if not overwrite and out_dir.is_dir() and (held := sum(1 for p in out_dir.rglob("*") if not p.is_dir())):
+        raise EdgelawError(f"replay: {out_dir} is not empty ({held} files); unpacking would replace files of the same "
+                           "name: give a new or empty folder as --out-dir, or add --overwrite")
+
+
+def required(device: str) -> list[str]:
+    """What a replay reads besides the tables: an archive without them is not one `snakemake archive` made."""
+    return [layout.ARCHIVE_CONFIG, layout.fill(layout.HOST, device=device),
+            *(layout.fill(t, device=device) for t in (layout.LAWS, layout.TRADEOFFS, layout.COMPARISONS))]
+
+
+def replay(archive: Path, out_dir: Path, overwrite: bool = False) -> dict:
+    """Unpack `archive` into `out_dir` (which must be empty or new unless `overwrite`) and refit."""
+    check_target(out_dir, overwrite)
+    listed = read_manifest(archive)
+    device = listed.get("device")
+    if lacking := [n for n in required(str(device)) if n not in listed.get("files", {})]:
+        raise EdgelawError(f"replay of {archive}: it lacks {', '.join(lacking)}, so it is not an archive of "
+                           f"`snakemake archive` (device {device}); nothing was unpacked")
     manifest = extract(archive, out_dir)
     names = list(manifest["files"])
-    device = manifest["device"]
+    try:
+        fits, trade, comp = _refit(out_dir, names, device)
+        archived = {t: pd.read_parquet(out_dir / layout.fill(t, device=device))
+                    for t in (layout.LAWS, layout.TRADEOFFS, layout.COMPARISONS)}
+    except (KeyError, TypeError, ValueError, OSError, yaml.YAMLError) as exc:  # pyarrow's errors are ValueErrors
+        raise EdgelawError(f"replay of {archive}: cannot refit from its files ({type(exc).__name__}: {str(exc)[:200]});"
+                           " the archive was not made by this pipeline's `snakemake archive`") from None
+    for template, fresh in {layout.LAWS: fits, layout.TRADEOFFS: trade, layout.COMPARISONS: comp}.items():
+        name = layout.fill(template, device=device)
+        try:
+            pd.testing.assert_frame_equal(fresh.reset_index(drop=True), archived[template].reset_index(drop=True),
+                                          check_dtype=False, rtol=1e-9)
+        except AssertionError as exc:
+            raise EdgelawError(f"replay of {archive}: {name} differs from the archived one ({str(exc)[:300]}); "
+                               "the archive was made by other code or other data") from None
+    say(f"replayed {archive}: {len(names)} files verified; laws ({len(fits)} parameters), trade-offs and "
+        "comparisons refitted from the archived tables match the archived ones")
+    return manifest
+
+
+def _refit(out_dir: Path, names: list[str], device: str) -> tuple:
     config = yaml.safe_load((out_dir / layout.ARCHIVE_CONFIG).read_text())
     quality_dir = layout.quality_dir(config["quality"]["per_device"], device)
 
@@ -38,16 +81,4 @@ def replay(archive: Path, out_dir: Path) -> dict:
     weights = weight_bytes(members(layout.QUANT_JSON))
     host = json.loads((out_dir / layout.fill(layout.HOST, device=device)).read_text())
     fits, trade, comp, _ = derive(runs, quality, answers, weights, host, config["laws"], config["comparisons"])
-    checks = {layout.LAWS: fits, layout.TRADEOFFS: trade, layout.COMPARISONS: comp}
-    for template, fresh in checks.items():
-        name = layout.fill(template, device=device)
-        archived = pd.read_parquet(out_dir / name)
-        try:
-            pd.testing.assert_frame_equal(fresh.reset_index(drop=True), archived.reset_index(drop=True),
-                                          check_dtype=False, rtol=1e-9)
-        except AssertionError as exc:
-            raise EdgelawError(f"replay of {archive}: {name} differs from the archived one ({str(exc)[:300]}); "
-                               "the archive was made by other code or other data") from None
-    say(f"replayed {archive}: {len(names)} files verified; laws ({len(fits)} parameters), trade-offs and "
-        "comparisons refitted from the archived tables match the archived ones")
-    return manifest
+    return fits, trade, comp

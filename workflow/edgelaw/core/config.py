@@ -37,6 +37,9 @@ def describe_error(error) -> str:
         extra = sorted(set(error.instance) - set(allowed))
         hint = f"allowed keys: {', '.join(allowed)}" if allowed else ""
         return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; {hint}"
+    if error.validator == "pattern" and "propertyNames" in error.absolute_schema_path:
+        return (f"{where}: the name {error.instance!r} is not allowed: a name becomes a folder and a wildcard of "
+                f"the workflow's paths, so it must match {error.validator_value} (no '/', no spaces); rename it")
     if error.validator == "enum":
         return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, error.validator_value))}"
     return f"{where}: {error.message}"
@@ -179,4 +182,9 @@ class SectionSettings:
 
     @classmethod
     def from_config(cls, section: dict):
+        if missing := [k for k in cls.__dataclass_fields__ if k not in section]:
+            raise EdgelawError(
+                f"{cls.__name__}: missing {', '.join(missing)}; pass the section of a validated config, whose "
+                "defaults fill every key (edgelaw.core.config.defaults)"
+            )
         return cls(**{k: section[k] for k in cls.__dataclass_fields__})

@@ -19,14 +19,30 @@ def open_log(path: str | None) -> None:
         _log = open(path, "a", buffering=1)
 
 
+def _to_log(text: str) -> bool:
+    """Append to the log; a log that cannot be written (a full disk) is dropped, said once on the
+    terminal, and the command goes on: the log must not be what stops a measurement."""
+    global _log
+    try:
+        _log.write(text)
+        return True
+    except OSError as exc:
+        name, _log = _log.name, None
+        print(f"edgelaw: cannot write the log {name} ({exc.strerror or exc}); details go to the terminal from "
+              "here on", file=sys.stderr, flush=True)
+        return False
+
+
 def detail(msg: str) -> None:
-    (_log or sys.stderr).write(msg if msg.endswith("\n") else msg + "\n")
+    text = msg if msg.endswith("\n") else msg + "\n"
+    if not (_log and _to_log(text)):
+        sys.stderr.write(text)
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
     if _log:
-        _log.write(msg + "\n")
+        _to_log(msg + "\n")
 
 
 def json_arg(text: str):

@@ -19,11 +19,16 @@ def _gguf():
     return gguf
 
 
-def open_gguf(path: str | os.PathLike, what: str = "model"):
-    """Open a GGUF for reading, or fail with a message that says what is wrong with the file."""
+# For the files the pipeline makes (a base, a scheme): made again by the job that wrote them.
+REMAKE = "delete it and run again to make it again"
+
+
+def open_gguf(path: str | os.PathLike, what: str = "model", fix: str = REMAKE):
+    """Open a GGUF for reading, or fail with a message that says what is wrong with the file and `fix`
+    (the user's own file needs other advice than one the pipeline made)."""
     path = Path(path)
     if not path.exists():
-        raise EdgelawError(f"{what}: GGUF file {path} does not exist; check the path or rerun its download")
+        raise EdgelawError(f"{what}: GGUF file {path} does not exist; check the path or run again to make it")
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"GGUF":
@@ -36,12 +41,12 @@ def open_gguf(path: str | os.PathLike, what: str = "model"):
         reader = _gguf().GGUFReader(path, "r")
     except Exception as exc:  # the reader raises assorted numpy/struct errors on a damaged file
         raise EdgelawError(
-            f"{what}: {path} is truncated or damaged ({type(exc).__name__}: {exc}); delete it and rerun to fetch it again"
+            f"{what}: {path} is truncated or damaged ({type(exc).__name__}: {exc}); {fix}"
         ) from exc
     end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
     if end > size:
         raise EdgelawError(
-            f"{what}: {path} is truncated ({size} bytes, tensors need {end}); delete it and rerun to fetch it again"
+            f"{what}: {path} is truncated ({size} bytes, tensors need {end}); {fix}"
         )
     return reader
 

@@ -24,11 +24,11 @@ def sha256_json(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def check_sha256(path: Path, expected: str | None, what: str) -> str:
+def check_sha256(path: Path, expected: str | None, what: str, fix: str | None = None) -> str:
+    """The file's sha256, which must be `expected` where one is given; `fix` is what the user should do
+    if not (default: advice for a download)."""
     actual = sha256_file(path)
     if expected and actual != expected.lower():
-        raise EdgelawError(
-            f"{what}: sha256 mismatch for {path.name}: expected {expected}, got {actual}; "
-            "the file changed upstream or is corrupt: check the pinned revision and the sha256 in the config"
-        )
+        fix = fix or "the file changed upstream or is corrupt: check the pinned revision and the sha256 in the config"
+        raise EdgelawError(f"{what}: sha256 mismatch for {path.name}: expected {expected}, got {actual}; {fix}")
     return actual

@@ -26,8 +26,11 @@ def build_info() -> dict:
 
 
 def load_model(path: str, what: str, repack: bool = True):
-    """Load a GGUF on the CPU only (no layer offloaded); raise naming `what` if llama.cpp cannot."""
+    """Load a GGUF on the CPU only (no layer offloaded); raise naming `what` and llama.cpp's reason (its
+    log's error lines, from the capture in force or one made for the load) if llama.cpp cannot."""
     ll = lib()
+    capture = _capture or LogCapture()
+    seen = len(capture.lines)
     ll.llama_backend_init()
     mparams = ll.llama_model_default_params()
     mparams.n_gpu_layers = 0
@@ -36,7 +39,8 @@ def load_model(path: str, what: str, repack: bool = True):
     mparams.use_extra_bufts = repack
     model = ll.llama_model_load_from_file(path.encode(), mparams)
     if not model:
-        raise EdgelawError(f"{what}: llama.cpp could not load {path}")
+        reason = capture.errors(since=seen) or "no reason in llama.cpp's log"
+        raise EdgelawError(f"{what}: llama.cpp could not load {path}: {reason}")
     return model
 
 
@@ -154,10 +158,12 @@ def chat_prompt(template: bytes | None, content: str) -> str | None:
 
 
 _installed_callback = None
+_capture = None  # the LogCapture in force, whose lines a failed load quotes
 
 
 class LogCapture:
-    """Route llama.cpp's log through Python so that errors can be quoted; echo to stderr."""
+    """Route llama.cpp's log through Python so that errors can be quoted; echo to the log (or stderr)
+    unless `echo` is False."""
 
     def __init__(self, echo: bool = True):
         self.lines: list[str] = []
@@ -173,10 +179,11 @@ class LogCapture:
 
         # llama.cpp keeps a raw pointer to the callback after this object is gone: the module holds it
         # until the next one is installed, or a later log line would call freed memory.
-        global _installed_callback
+        global _installed_callback, _capture
         llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
-        _installed_callback = _callback
+        _installed_callback, _capture = _callback, self
 
-    def errors(self) -> str:
-        keep = [l.strip() for l in self.lines if "error" in l.lower() or "failed" in l.lower()]
+    def errors(self, since: int = 0) -> str:
+        """The last error lines (from line `since` on), joined."""
+        keep = [l.strip() for l in self.lines[since:] if "error" in l.lower() or "failed" in l.lower()]
         return " | ".join(keep[-3:])

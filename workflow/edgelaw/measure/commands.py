@@ -45,14 +45,16 @@ def args_bench(p) -> None:
 
 
 def cmd_bench(a) -> None:
+    from edgelaw.core.integrity import check_recorded
     from edgelaw.core.provenance import record
     from edgelaw.measure.controller import measure
     from edgelaw.measure.settings import Settings
 
     settings = Settings.from_config(a.settings, a.workload)
     quant_meta = json.loads(open(a.quant_json).read())
+    sha = check_recorded(a.gguf, a.quant_json, f"model {a.model}, scheme {a.quant}")
     prov = record({"bench": a.settings, "scheme": quant_meta.get("params"), "device": a.profile, "threads": a.threads,
-                   "clamp": a.clamp}, gguf_sha256=quant_meta.get("sha256"))
+                   "clamp": a.clamp}, gguf_sha256=sha)
     measure(device=a.device, profile=a.profile, model=a.model, quant=a.quant, gguf=a.gguf, quant_meta=quant_meta,
             workload=a.workload, settings=settings, threads=a.threads, out_trace=a.out_trace, out_runs=a.out_runs,
             provenance=prov, mmproj=a.mmproj, clamp=a.clamp)

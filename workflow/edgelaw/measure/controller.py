@@ -17,6 +17,8 @@ from edgelaw.core import tables
 from edgelaw.core.console import say
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.hashing import sha256_file
+from edgelaw.core.hostlock import measurement_lock
+from edgelaw.core.points import describe, missing_points, remeasure_command
 from edgelaw.core.projectors import check_clamp, check_pair, projector_info
 from edgelaw.measure import images
 from edgelaw.measure.accounting import idle_baseline, label_phases, run_rows
@@ -46,14 +48,23 @@ def vision_setup(model: str, gguf: str, mmproj: str | None, clamp: dict, setting
     return vision, geometry
 
 
-def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, quant_meta: dict, workload: str,
-            settings: Settings, threads: int, out_trace: str, out_runs: str, provenance: dict,
-            mmproj: str | None = None, clamp: dict | None = None) -> pd.DataFrame:
+def measure(**job) -> pd.DataFrame:
+    """Run one bench job (the arguments of `_measure`) while holding the host's measurement lock: another
+    measurement on this host (another invocation, another checkout) waits for it, and it for them."""
+    with measurement_lock(f"bench {job['model']} {job['quant']} {job['workload']}"):
+        return _measure(**job)
+
+
+def _measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, quant_meta: dict, workload: str,
+             settings: Settings, threads: int, out_trace: str, out_runs: str, provenance: dict,
+             mmproj: str | None = None, clamp: dict | None = None) -> pd.DataFrame:
     """Run one bench job and write its trace (every sample) and runs (one row per measured point) tables."""
     check_workload(workload)
     vision = geometry = None
     if workload == "resolution":
         vision, geometry = vision_setup(model, gguf, mmproj, clamp or {}, settings)
+    else:
+        settings.corpus_text()  # a missing or binary corpus fails here, before the idle baseline
     label = f"{model} {quant} {workload}"
     points = schedule(settings, workload)
     supervisor = WorkerSupervisor(gguf, threads, settings, label, context_size(settings, points, geometry), vision)
@@ -98,6 +109,11 @@ def measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, qu
     again = f"; {len(disturbed)} disturbed and measured again" if len(disturbed) else ""
     say(f"{label}: {len(ok)}/{len(runs)} runs ok{again}, {len(df)} samples at {achieved:.1f} Hz "
         f"(asked {settings.sample_hz:g})")
+    lost = missing_points(runs.to_dict("records"))
+    if lost and not timeline.fatal:
+        say(f"{label}: {describe(lost)}; the tables keep the other points, and the report lists the missing "
+            f"ones. To measure them again: "
+            f"{remeasure_command(device, model, quant, workload)} (with this run's --configfile/--config options)")
     if timeline.fatal:
         raise EdgelawError(f"{label}: the worker could not start: {timeline.fatal}")
     return runs

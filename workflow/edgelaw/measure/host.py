@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import time
 
+from edgelaw.core.hostlock import measurement_lock
 from edgelaw.measure.accounting import idle_baseline
 from edgelaw.measure.disturbance import DisturbanceSettings, ProcessCensus, quiet_idle_window
 from edgelaw.measure.sampler import rates, sampling
 
 
-def host_record(device: str, profile: dict, idle_seconds: float, sample_hz: float, threads: int,
-                disturbance: dict) -> dict:
+def host_record(device: str, *args) -> dict:
+    """The record (arguments of `_host_record`), measured while holding the host's measurement lock: its
+    idle baseline and bandwidth copy are measurements, with no other one on the host beside them."""
+    with measurement_lock(f"host-record {device}"):
+        return _host_record(device, *args)
+
+
+def _host_record(device: str, profile: dict, idle_seconds: float, sample_hz: float, threads: int,
+                 disturbance: dict) -> dict:
     """This host's fingerprint, power source, idle baseline (taken again until the host is quiet) and
     memory bandwidth, for results/{device}/host.json."""
     from edgelaw.core.devices import fingerprint

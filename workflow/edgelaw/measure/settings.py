@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgelaw.core.errors import EdgelawError
+from edgelaw.core.textfile import read_text
 from edgelaw.data import shipped
 
 # Read by every workload: the repetitions, the sampler and llama.cpp's batch.
@@ -35,7 +36,13 @@ def check_workload(workload: str) -> None:
 def workload_settings(bench: dict, workload: str) -> dict:
     """The keys of the bench section that a job of `workload` reads."""
     check_workload(workload)
-    return {k: bench[k] for k in COMMON_KEYS + WORKLOAD_KEYS[workload]}
+    keys = COMMON_KEYS + WORKLOAD_KEYS[workload]
+    if missing := [k for k in keys if k not in bench]:
+        raise EdgelawError(
+            f"bench settings: missing {', '.join(missing)} (a {workload} job reads {', '.join(keys)}); pass the "
+            "bench section of a validated config, whose defaults fill every key (edgelaw.core.config.defaults)"
+        )
+    return {k: bench[k] for k in keys}
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,9 @@ class Settings:
                 raise EdgelawError(f"bench.corpus: {path} does not exist; point it at a text file or remove it")
             return path
         return shipped("corpus.txt")
+
+    def corpus_text(self) -> str:
+        return read_text(self.corpus_path(), "bench.corpus")
 
     def n_ctx(self, image_tokens: int | None = None) -> int:
         if image_tokens is None:

@@ -35,7 +35,7 @@ class WorkerSupervisor:
 
     def run(self, sampler: Sampler, points: list[dict], judge: Judge | None = None,
             progress: Progress | None = None) -> Timeline:
-        corpus = "" if self.vision else self.s.corpus_path().read_text()
+        corpus = "" if self.vision else self.s.corpus_text()
         longest = max(p["x"] for p in points)
         self.progress = progress or Progress(points)
         self.points = list(points)  # the schedule, each point followed by its attempts measured again

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import time
 
-from edgelaw.core.llama import attach_threadpool, greedy_token, lib, load_model, new_context, tokenize
+from edgelaw.core.llama import LogCapture, attach_threadpool, greedy_token, lib, load_model, new_context, tokenize
 
 # A test hook: the worker aborts (as a crash would) when it reaches this run_id.
 CRASH_ENV = "EDGELAW_CRASH_AT_RUN"
@@ -104,10 +105,11 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
     one at a time (("run", point)) until it is told to stop (("stop", {})). Messages back: (kind,
     payload) tuples. The controller decides what comes next after each point (the next one, or the same
     point again when the run was disturbed), so the worker keeps no schedule of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the controller stops us
     llama_cpp = lib()
     global _silence
     _silence = llama_cpp.llama_log_callback(lambda level, text, data: None)  # kept alive: llama.cpp holds a raw pointer
-    llama_cpp.llama_log_set(_silence, ctypes.c_void_p(0))
+    LogCapture(echo=False)  # llama.cpp's log kept, not printed: a failed load quotes its reason
     crash_at = os.environ.get(CRASH_ENV)
 
     def send(kind, **payload):
@@ -122,6 +124,7 @@ def main(conn, path: str, threads: int, n_ctx: int, n_batch: int, n_ubatch: int,
     except Exception as exc:  # reported to the controller, which records every point as failed
         send("fatal", error=str(exc))
         return
+    llama_cpp.llama_log_set(_silence, ctypes.c_void_p(0))  # the runs: llama.cpp silent, no callback into Python
     send("load_end", n_corpus_tokens=len(corpus_tokens), n_ctx_train=engine.n_ctx_train)
     if run_image is None and longest > len(corpus_tokens):
         send("fatal", error=f"the corpus has {len(corpus_tokens)} tokens for this model, the sweep needs {longest}; use a longer bench.corpus")

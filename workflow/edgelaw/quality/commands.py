@@ -17,18 +17,20 @@ def _common(p) -> None:
 def args_quality_reference(p) -> None:
     _common(p)
     p.add_argument("--base", required=True)
+    p.add_argument("--base-json", required=True, help="the base's record: its bytes must still match it")
     p.add_argument("--out-npz", required=True)
     p.add_argument("--out-answers", required=True)
 
 
 def cmd_quality_reference(a) -> None:
-    from edgelaw.core.hashing import sha256_file
+    from edgelaw.core.integrity import check_recorded
     from edgelaw.core.llama import LogCapture
     from edgelaw.quality.jobs import QualitySettings, provenance, reference
 
     LogCapture()  # llama.cpp's chatter to the job's log
     s = QualitySettings.from_config(a.settings)
-    reference(a.model, a.base, s, a.threads, a.out_npz, a.out_answers, provenance(s, a.threads, sha256_file(a.base)))
+    sha = check_recorded(a.base, a.base_json, f"model {a.model}: base")
+    reference(a.model, a.base, s, a.threads, a.out_npz, a.out_answers, provenance(s, a.threads, sha))
 
 
 def args_quality(p) -> None:
@@ -43,13 +45,15 @@ def args_quality(p) -> None:
 
 
 def cmd_quality(a) -> None:
+    from edgelaw.core.integrity import check_recorded
     from edgelaw.core.llama import LogCapture
     from edgelaw.quality.jobs import QualitySettings, provenance, score
 
     LogCapture()
     s = QualitySettings.from_config(a.settings)
     quant_meta = json.loads(open(a.quant_json).read())
-    prov = provenance(s, a.threads, quant_meta.get("sha256"), quant_meta.get("params"))
+    sha = check_recorded(a.gguf, a.quant_json, f"model {a.model}, scheme {a.quant}")
+    prov = provenance(s, a.threads, sha, quant_meta.get("params"))
     score(a.model, a.quant, a.gguf, quant_meta, s, a.threads, a.ref_npz, a.ref_answers, a.out_table, a.out_answers, prov)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgelaw.core.errors import EdgelawError
+from edgelaw.core.textfile import read_text
 from edgelaw.core.hashing import sha256_file
 from edgelaw.data import shipped
 
@@ -35,7 +36,7 @@ def _existing(configured: str, key: str, what: str) -> Path:
 
 
 def read_eval_text(path: Path) -> str:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path, "quality.eval_text")
     if not text.strip():
         raise EdgelawError(
             f"quality.eval_text: {path} is empty; point quality.eval_text at a text of a few thousand tokens"
@@ -54,7 +55,7 @@ def read_prompts(path: Path) -> list[Prompt]:
     """One JSON object per line with `id`, `prompt` and `reference` (blank lines and # comments skipped)."""
     prompts: list[Prompt] = []
     seen: set[str] = set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, "quality.prompts").splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         where = f"quality.prompts: {path} line {n}"

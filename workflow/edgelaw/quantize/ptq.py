@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import resource
 import time
 
 from edgelaw.core import ggufio
-from edgelaw.core.atomic import atomic_path, write_json
+from edgelaw.core.atomic import atomic_path, free_bytes, human_bytes, no_room_error, write_json
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.hashing import sha256_file
+from edgelaw.core.integrity import check_recorded
 from edgelaw.core.llama import LogCapture, build_info, lib
 
 # llama.cpp refuses these without an importance matrix (see tensor_requires_imatrix in llama-quant.cpp).
@@ -61,7 +64,23 @@ def build_params(scheme: dict, threads: int, what: str):
     return params, keepalive
 
 
-def quantize(model: str, scheme_name: str, scheme: dict, base: str, out_gguf: str, out_json: str, threads: int) -> dict:
+def _write_failed(what: str, out_gguf: str, base: str, errors: str) -> EdgelawError:
+    """llama.cpp's "basic_ios::clear: iostream error" is a failed write: say why, where and the fix."""
+    folder = os.path.dirname(os.path.abspath(out_gguf))
+    free, limit = free_bytes(folder), resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    need = os.path.getsize(base)  # a scheme is never bigger than its base
+    if limit != resource.RLIM_INFINITY and limit < need:
+        return no_room_error(out_gguf, errno.EFBIG)
+    if free < need:
+        return no_room_error(out_gguf, errno.ENOSPC)
+    return EdgelawError(f"{what}: llama.cpp could not write {out_gguf} ({errors}; the disk of {folder} has "
+                        f"{human_bytes(free)} free); check that the folder is writable and has room, and run again")
+
+
+def quantize(model: str, scheme_name: str, scheme: dict, base: str, out_gguf: str, out_json: str, threads: int,
+             base_json: str | None = None) -> dict:
+    """Quantize `base` with one scheme. A pipeline's base comes with its record `base_json`, which its bytes
+    must still match (None: a GGUF of a tool or test, not checked)."""
     what = f"model {model}, scheme {scheme_name}"
     if scheme["ftype"] in NEEDS_IMATRIX:
         raise EdgelawError(
@@ -69,6 +88,8 @@ def quantize(model: str, scheme_name: str, scheme: dict, base: str, out_gguf: st
             "remove the scheme, or add a rule that computes an imatrix (see docs/extending.md)"
         )
     ggufio.open_gguf(base, f"{what}: base")  # a clear error for a missing or damaged base
+    # and for one rewritten since its fetch
+    base_sha256 = check_recorded(base, base_json, f"{what}: base") if base_json else sha256_file(base)
     params, keepalive = build_params(scheme, threads, what)
     llama_cpp = lib()
     log = LogCapture()
@@ -77,7 +98,11 @@ def quantize(model: str, scheme_name: str, scheme: dict, base: str, out_gguf: st
         status = llama_cpp.llama_model_quantize(os.fsencode(base), os.fsencode(tmp), ctypes.byref(params))
         seconds = time.perf_counter() - t0
         if status != 0:
-            raise EdgelawError(f"{what}: llama.cpp failed to quantize: {log.errors() or 'see the log'}")
+            errors = log.errors()
+            if "iostream error" in errors:
+                tmp.unlink(missing_ok=True)  # first, so that the free space named is what is left
+                raise _write_failed(what, out_gguf, base, errors)
+            raise EdgelawError(f"{what}: llama.cpp failed to quantize: {errors or 'see the log'}")
         summary = ggufio.summarize(tmp, what)
         record = {
             "model": model,
@@ -86,7 +111,7 @@ def quantize(model: str, scheme_name: str, scheme: dict, base: str, out_gguf: st
             "ftype": scheme["ftype"],
             "seconds": round(seconds, 3),
             "threads": threads,
-            "base_sha256": sha256_file(base),
+            "base_sha256": base_sha256,
             "sha256": sha256_file(tmp),
             "llama_cpp": build_info(),
             "fallback_tensors": sum("falling back" in l for l in log.lines),

@@ -14,6 +14,7 @@ import pandas as pd
 from edgelaw.report import figures as draw
 from edgelaw.core.atomic import atomic_path
 from edgelaw.core.layout import FIGURES, HTML_FILE, SUMMARY_FILE
+from edgelaw.core.points import by_job, describe, missing_points, remeasure_command
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -42,7 +43,19 @@ def measurement_lines(runs: pd.DataFrame) -> list[str]:
     others = {k: int(v) for k, v in counts.items() if k not in ("ok", "disturbed")}
     if others:
         line += "; not measured: " + ", ".join(f"{v} {k}" for k, v in sorted(others.items()))
-    return [line + ". Fits, trade-offs and comparisons use the kept runs only.", ""]
+    return [line + ". Fits, trade-offs and comparisons use the kept runs only.", ""] + missing_lines(runs)
+
+
+def missing_lines(runs: pd.DataFrame) -> list[str]:
+    """The points without an `ok` run, per bench job, with the command that measures that job again."""
+    lost = missing_points(runs.to_dict("records"))
+    if not lost:
+        return []
+    lines = [f"Not measured: {len(lost)} point{'s' * (len(lost) > 1)}, left out of every fit. Each job's command "
+             "measures it again (add the run's own --configfile/--config options):", ""]
+    for job, points in by_job(lost).items():
+        lines.append(f"- {' '.join(job[1:])}: {describe(points)}: `{remeasure_command(*job)}`")
+    return lines + [""]
 
 
 def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:

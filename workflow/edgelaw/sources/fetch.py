@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
-import tempfile
+import sys
 from pathlib import Path
 
 from edgelaw.core import ggufio
-from edgelaw.core.atomic import atomic_path, write_json
+from edgelaw.core.atomic import atomic_path, staging_dir, write_json
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.console import say
 from edgelaw.core.hashing import sha256_file
@@ -37,11 +38,26 @@ SOURCES = {
 }
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src.resolve(), dst)  # link the blob, not a relative symlink to it
-    except OSError:
-        shutil.copyfile(src, dst)
+# linux/fs.h: a copy-on-write clone (btrfs, XFS): instant, and the two files share no block once either is written
+FICLONE = 0x40049409
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """A copy, never a link: a base must not share storage with a file its owner may rewrite in place
+    (a user's GGUF, a blob in the HF cache), or the measured model would change under its record. A
+    copy-on-write clone where the filesystem has them, else the bytes."""
+    if sys.platform.startswith("linux"):
+        with open(src, "rb") as s, open(dst, "wb") as d:
+            try:
+                fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
+                return
+            except OSError:
+                pass  # not a filesystem that clones, or src and dst on different ones
+    shutil.copyfile(src, dst)
+
+
+def _damaged_fix(name: str, source: str) -> str:
+    return file_source.damaged_fix(name) if source == "file" else ggufio.REMAKE
 
 
 def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: str | os.PathLike) -> dict:
@@ -50,10 +66,9 @@ def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: st
     if source not in SOURCES:
         raise EdgelawError(f"model {name}: unknown source {source!r}; use one of {sorted(SOURCES)}")
     out_gguf = Path(out_gguf)
-    out_gguf.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_gguf.parent, prefix=".fetch-") as tmp:
-        raw, info = SOURCES[source](name, spec, Path(tmp))
-        reader = ggufio.open_gguf(raw, f"model {name}")
+    with staging_dir(out_gguf) as tmp:
+        raw, info = SOURCES[source](name, spec, tmp)
+        reader = ggufio.open_gguf(raw, f"model {name}", _damaged_fix(name, source))
         quantized = ggufio.is_quantized(reader)
         del reader
         with atomic_path(out_gguf) as staged:
@@ -61,7 +76,7 @@ def materialize(name: str, spec: dict, out_gguf: str | os.PathLike, out_json: st
                 say(f"model {name}: source is quantized, dequantizing to F16")
                 ggufio.dequantize_to_f16(raw, staged, f"model {name}")
             else:
-                _link_or_copy(raw, staged)
+                _copy(raw, staged)
             summary = ggufio.summarize(staged, f"model {name}")
             record = {
                 "model": name,
@@ -86,19 +101,19 @@ def materialize_projector(name: str, spec: dict, language_gguf: str | os.PathLik
     if source not in SOURCES:
         raise EdgelawError(f"models.{what}: unknown source {source!r}; use one of {sorted(SOURCES)}")
     out_gguf = Path(out_gguf)
-    out_gguf.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_gguf.parent, prefix=".fetch-") as tmp:
+    with staging_dir(out_gguf) as tmp:
         if source == "synthetic":
-            raw = Path(tmp) / "mmproj.gguf"
+            raw = tmp / "mmproj.gguf"
             # A synthetic projector is made for its language model: it projects to that model's width.
             n_embd = spec["synthetic"].get("projection_dim") or text_width(str(language_gguf), name)[1]
             info = synthetic_vision.write(spec["synthetic"], int(n_embd), raw)
         else:
-            raw, info = SOURCES[source](what, spec, Path(tmp))
+            raw, info = SOURCES[source](what, spec, tmp)
+            ggufio.open_gguf(raw, f"model {what}", _damaged_fix(what, source))
         projector = projector_info(str(raw), name)
         check_pair(projector, str(language_gguf), name)
         with atomic_path(out_gguf) as staged:
-            _link_or_copy(raw, staged)
+            _copy(raw, staged)
             summary = ggufio.summarize(staged, f"model {name}: projector")
             record = {
                 "model": name,
