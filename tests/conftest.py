@@ -93,7 +93,13 @@ def tiny_config(**extra) -> dict:
         "quality": {"enabled": False},
     }
     config.update(extra)
+    # Tests of other things than a busy host must not fail on one (a CI neighbour, a parallel job):
+    # only the disturbance tests, which give bench.disturbance themselves, keep its thresholds.
+    config["bench"].setdefault("disturbance", dict(TOLERANT))
     return config
+
+
+TOLERANT = {"max_other_cores": 8, "idle_max_other_cores": 8, "idle_max_spread_cores": 8, "idle_max_power_spread_w": 1000}
 
 
 def settled(runs: pd.DataFrame) -> pd.DataFrame:

@@ -60,8 +60,7 @@ def test_tables_follow_the_contract_and_read_as_one_dataset(workflow):
 
 
 def test_a_crashed_point_is_recorded_said_and_measured_again_by_one_command(workflow):
-    # (a shared host: no other process's CPU makes a run disturbed here)
-    config = bench_config(disturbance={"max_other_cores": 8, "idle_max_other_cores": 8, "idle_max_spread_cores": 8})
+    config = bench_config()
     config["schemes"] = {"Q8_0": {"ftype": "Q8_0"}}
     workflow.write_config(config)
     proc = workflow.run(env={"EDGELAW_CRASH_AT_RUN": "x64-r0"})

@@ -3,10 +3,11 @@
 It stores raw cumulative counters (CPU seconds of the worker and of the system) with a monotonic
 timestamp; rates are derived afterwards (`rates`), so that a late tick loses no CPU time.
 
-The sampler shares the CPU with the run it measures, so a sample must be cheap: on Linux the
-counters come straight from /proc through descriptors kept open (a few preads: 24 us per sample on
-an idle machine), with psutil's definitions; elsewhere from psutil (open, parse and close each file:
-92 us). docs/performance.md has the figures under load.
+The sampler shares the CPU with the run it measures, so a tick must be cheap: on Linux the counters
+come straight from /proc through descriptors kept open, with psutil's definitions (elsewhere from
+psutil); a tick reads the worker's counter and keeps the bytes, every HOST_EVERY-th tick the host's
+too, and parsing waits for frame(). Under a busy worker the wake-up itself is most of a tick's cost
+(docs/performance.md, the sampler).
 """
 
 from __future__ import annotations
