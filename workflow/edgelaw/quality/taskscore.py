@@ -9,8 +9,9 @@ tokenizer's. The model input is (context + continuation)[-(n_ctx + 1):][:-1], as
 Speed: the requests of one item share the tokens before the first place they differ (all of the
 context, for a multiple-choice item). That prefix is evaluated once in one sequence, copied to the
 item's other sequences in the KV cache (a copy marks the same cells as belonging to them too: the
-cache is unified), and the continuations are evaluated as parallel sequences in one batch. Items fill a
-batch up to the context's cells or the sequences it holds, so two decodes score many items.
+cache is unified), and the continuations are evaluated as parallel sequences in one batch. The code
+packs items into a batch up to the context's cells and sequences, but takes one item a batch
+(ITEMS_PER_BATCH: why below).
 `loglikelihood_scratch` scores one request in an empty cache, alone: the reference it is tested against.
 """
 
@@ -24,10 +25,20 @@ import numpy as np
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.llama import lib, load_model, new_context, tokenize
 
-# Why micro-batches of 32 tokens: in llama-cpp-python 0.3.36's llama.cpp, a micro-batch of 64 tokens or
-# more that mixes sequences gives wrong log-likelihoods (off by up to 0.8 nats on SmolLM2, flash
-# attention on or off), and 32 or 48 give the from-scratch ones exactly (tests/test_tasks.py checks it).
+# Why one item a batch, in micro-batches of 32 tokens (measured with llama-cpp-python 0.3.36 on SmolLM2
+# against each request scored alone from an empty cache; the causes are not found):
+# - a micro-batch of more than 32 tokens that mixes sequences gave wrong log-likelihoods, off by up
+#   to 1.7 nats, with flash attention on or off, even for one item's continuations;
+# - with flash attention off, mixing sequences was wrong even in micro-batches of 32;
+# - llama.cpp's CPU flash attention takes another path above 32 tokens a micro-batch, and its results
+#   depend on it: one ARC item moved by 0.39 nats on Q8_0 (0.03 on the F16 base) between micro-batches
+#   of 32 and 512 tokens, also for one sequence alone. Micro-batches of 32 keep every decode on one path;
+# - several items in one batch were off by up to 0.03 nats on HellaSwag, one item a batch exact
+#   (30 HellaSwag and ARC items).
+# The reference in bench/tasks_lmeval_ref.py uses micro-batches of 32 too, for the third reason.
 UBATCH = 32
+ITEMS_PER_BATCH = 1
+GEN_SEQS = 8  # greedy generations run side by side, one token each per step
 
 Pair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
 
@@ -40,7 +51,7 @@ class Score:
 
 
 class TaskScorer:
-    def __init__(self, path: str, threads: int, what: str, n_ctx: int = 4096, n_seq: int = 64):
+    def __init__(self, path: str, threads: int, what: str, n_ctx: int = 4096, n_seq: int = 16):
         self.ll = ll = lib()
         self.what = what
         self.model = load_model(path, what)
@@ -125,7 +136,8 @@ class TaskScorer:
         while i < len(plans):
             cells = seqs = 0
             j = i
-            while j < len(plans) and cells + plans[j][2] <= self.n_ctx and seqs + len(plans[j][0]) <= self.n_seq:
+            while (j < len(plans) and j - i < ITEMS_PER_BATCH and cells + plans[j][2] <= self.n_ctx
+                   and seqs + len(plans[j][0]) <= self.n_seq):
                 cells, seqs = cells + plans[j][2], seqs + len(plans[j][0])
                 j += 1
             if j == i:
@@ -187,25 +199,29 @@ class TaskScorer:
     def generate(self, contexts: list[str], until: tuple[str, ...], max_tokens: int, progress=None) -> list[str]:
         """Greedy continuations of each context, cut at the first stop string (lm-eval's generate_until:
         the context encoded with BOS as for scoring and left-truncated to n_ctx - max_tokens; generation
-        also stops at an end-of-generation token). Contexts run as parallel sequences."""
+        also stops at an end-of-generation token). Each prompt is decoded alone, then up to GEN_SEQS generations
+        advance side by side, one token each per decode."""
         ll = self.ll
         prompts = [self.encode(c)[-(self.n_ctx - max_tokens):] for c in contexts]
         texts: list[str] = [""] * len(prompts)
         i = 0
         while i < len(prompts):
             cells, j = 0, i
-            while j < len(prompts) and j - i < self.n_seq and cells + len(prompts[j]) + max_tokens <= self.n_ctx:
+            while j < len(prompts) and j - i < GEN_SEQS and cells + len(prompts[j]) + max_tokens <= self.n_ctx:
                 cells += len(prompts[j]) + max_tokens
                 j += 1
             j = max(j, i + 1)
             ll.llama_memory_clear(self.mem, True)
             active = list(range(i, j))
-            entries = [(t, pos, k - i, pos == len(prompts[k]) - 1) for k in active for pos, t in enumerate(prompts[k])]
+            # each prompt decoded alone, then one token per sequence per step
+            first = [int(self._decode([(t, pos, k - i, pos == len(prompts[k]) - 1) for pos, t in enumerate(prompts[k])])[0].argmax())
+                     for k in active]
             made = {k: b"" for k in active}
             pos = {k: len(prompts[k]) for k in active}
-            for _ in range(max_tokens):
-                logits = self._decode(entries)
-                nxt = logits.argmax(axis=1)
+            nxt = np.asarray(first)
+            for step in range(max_tokens):
+                if step:
+                    nxt = self._decode(entries).argmax(axis=1)
                 entries, still = [], []
                 for k, tok in zip(active, nxt.tolist()):
                     if ll.llama_vocab_is_eog(self.vocab, tok):
