@@ -33,6 +33,19 @@ from edgelaw.quality import taskdata, taskformat, taskmetrics  # noqa: E402
 from edgelaw.quality.taskscore import TaskScorer  # noqa: E402
 
 
+def gsm8k_row(gguf, items, mine, seconds, ref) -> dict:
+    """Generations compared as text, and both extractions' exact match."""
+    refi = ref["items"]
+    row = {"gguf": gguf, "task": "gsm8k", "items": len(items),
+           "same_answers": sum(r["answer"] == m for r, m in zip(refi, mine["answer"])),
+           "items_s_edgelaw": len(items) / seconds, "items_s_lmeval": len(items) / ref["seconds"]}
+    for m in taskmetrics.metrics("gsm8k"):
+        row[f"{m} edgelaw"] = mine[m].mean()
+        row[f"{m} lm-eval"] = ref["results"].get(m)
+    row["speedup"] = row["items_s_edgelaw"] / row["items_s_lmeval"]
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf", nargs="+", required=True)
@@ -64,6 +77,11 @@ def main() -> None:
                                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 ref = json.loads(out.read_text())
                 refi = ref["items"]
+                if task == "gsm8k":
+                    row = gsm8k_row(Path(gguf).stem, items, mine, mine_s, ref)
+                    rows.append(row)
+                    print(json.dumps(row, default=float), flush=True)
+                    continue
                 same_req = sum(r["requests"] == [list(p) for p in it.pairs] for r, it in zip(refi, items))
                 same_pred = sum(r["pred"] == m for r, m in zip(refi, mine["pred"]))
                 dll = max(float(np.max(np.abs(np.array(r["loglik"]) - np.array(m)))) for r, m in zip(refi, mine["loglik"]))
@@ -81,9 +99,16 @@ def main() -> None:
     print("\n| GGUF | task | items | same requests | same predictions | acc edgelaw | acc lm-eval | acc_norm edgelaw | acc_norm lm-eval | max abs Δ loglik | items/s edgelaw | items/s lm-eval ref | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if r["task"] == "gsm8k":
+            continue
         an = (f"{r['acc_norm_edgelaw']:.3f} | {r['acc_norm_lmeval']:.3f}" if "acc_norm_edgelaw" in r else "- | -")
         print(f"| {r['gguf']} | {r['task']} | {r['items']} | {r['same_requests']} | {r['same_pred']} | {r['acc_edgelaw']:.3f} | "
               f"{r['acc_lmeval']:.3f} | {an} | {r['max_dll']:.1e} | {r['items_s_edgelaw']:.2f} | {r['items_s_lmeval']:.2f} | {r['speedup']:.1f}x |")
+
+
+    for r in rows:
+        if r["task"] == "gsm8k":
+            print(json.dumps(r, default=float))
 
 
 if __name__ == "__main__":

@@ -178,12 +178,14 @@ def main() -> None:
         name = task_yaml(Path(d), a.task, a.parquet)
         res = lm_eval.simple_evaluate(model=lm, tasks=[name], num_fewshot=a.shots, task_manager=TaskManager(include_path=d),
                                       log_samples=True, bootstrap_iters=0)
-    items = []
+    items, seen = [], set()
     for s in sorted(res["samples"][name], key=lambda s: s["doc_id"]):
+        if s["doc_id"] in seen:  # a generation task lists each item once per filter
+            continue
+        seen.add(s["doc_id"])
         row = {"doc_id": s["doc_id"]}
         if a.task == "gsm8k":
             row["answer"] = s["resps"][0][0]
-            row.update({k: s[k] for k in s if k.startswith("exact_match")})
         else:
             lls = [r[0] for r in s["filtered_resps"]]
             row.update(loglik=lls, pred=int(np.argmax(lls)), acc=s["acc"], acc_norm=s.get("acc_norm"),

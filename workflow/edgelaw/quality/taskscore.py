@@ -218,7 +218,7 @@ class TaskScorer:
                      for k in active]
             made = {k: b"" for k in active}
             pos = {k: len(prompts[k]) for k in active}
-            nxt = np.asarray(first)
+            nxt, entries = np.asarray(first), []
             for step in range(max_tokens):
                 if step:
                     nxt = self._decode(entries).argmax(axis=1)
