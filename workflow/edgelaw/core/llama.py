@@ -45,15 +45,14 @@ def load_model(path: str, what: str, repack: bool = True):
 
 
 def new_context(model, what: str, n_ctx: int, threads: int, n_batch: int | None = None,
-                n_ubatch: int | None = None, fix: str = "", n_seq_max: int = 1, unified: bool = False):
+                n_ubatch: int | None = None, fix: str = "", n_seq_max: int = 1):
     """A CPU-only context (no KV or op offload) of n_ctx tokens; raise naming `what` if llama.cpp cannot.
-    With n_seq_max > 1, each sequence has its own n_ctx / n_seq_max cells of the KV cache, unless
-    `unified`: then all sequences share the n_ctx cells, and a cell can belong to several (a shared prefix)."""
+    With n_seq_max > 1, each sequence has its own n_ctx / n_seq_max cells of the KV cache."""
     ll = lib()
     cparams = ll.llama_context_default_params()
     cparams.n_ctx = n_ctx
     cparams.n_seq_max = n_seq_max
-    cparams.kv_unified = unified  # not unified: independent prompts, each attends to its own cells only
+    cparams.kv_unified = False  # independent prompts: each attends to its own cells only
     cparams.n_batch = n_batch or n_ctx
     if n_ubatch:
         cparams.n_ubatch = n_ubatch

