@@ -133,8 +133,9 @@ def test_cross_device_merges_archives_of_two_devices(finished, tmp_path):
     from conftest import Workflow
 
     other = Workflow(tmp_path)
-    x86 = report_config(device="x86", force_device=True, archive={"stamp": "test"}, quality={"enabled": False})
+    x86 = report_config(device="x86", force_device=True, archive={"stamp": "test"})
     del x86["models"]["vlm"]  # the token sweeps are what the two devices share
+    x86["quality"] = {"enabled": False}
     other.write_config(x86)
     other.run("archive")
     archives = [finished.workdir / "results/archive/auto-test.tar.gz", tmp_path / "results/archive/x86-test.tar.gz"]
