@@ -323,18 +323,27 @@ def test_two_invocations_never_measure_at_once(tmp_path):
     assert f"(bench tiny Q8_0 tokens, in {holder}, since" in logs[waited[0]], logs[waited[0]]
 
 
+def lock_holder(lock: Path, job: str) -> subprocess.Popen:
+    """A process holding the measurement lock at `lock` for `job`, once it has written its name there."""
+    env = {**os.environ, "EDGELAW_MEASURE_LOCK": str(lock)}
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom edgelaw.core.hostlock import measurement_lock\n"
+                               f"with measurement_lock({job!r}):\n    time.sleep(600)"], env=env)
+    deadline = time.time() + 30
+    while not (lock.exists() and f"pid {holder.pid}" in lock.read_text()):
+        if time.time() > deadline:
+            holder.kill()
+            raise AssertionError(f"the lock holder never wrote its name into {lock}")
+        time.sleep(0.05)
+    return holder
+
+
 def test_a_killed_lock_holder_frees_the_lock(tmp_path):
     """The kernel releases a dead holder's flock: a bench killed with SIGKILL never blocks the host."""
     from edgelaw.core.hostlock import measurement_lock
 
     lock = tmp_path / "measure.lock"
-    env = {**os.environ, "EDGELAW_MEASURE_LOCK": str(lock)}
-    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom edgelaw.core.hostlock import measurement_lock\n"
-                               "with measurement_lock('bench held'):\n    time.sleep(600)"], env=env)
+    holder = lock_holder(lock, "bench held")
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline and not (lock.exists() and f"pid {holder.pid}" in lock.read_text()):
-            time.sleep(0.05)
         assert f"pid {holder.pid} (bench held, in {os.getcwd()}" in lock.read_text()
     finally:
         holder.kill()
@@ -434,11 +443,8 @@ def test_a_host_record_waits_for_a_measurement_holding_the_lock(tmp_path):
 
     lock = tmp_path / "measure.lock"
     env = {**os.environ, "EDGELAW_MEASURE_LOCK": str(lock)}
-    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom edgelaw.core.hostlock import measurement_lock\n"
-                               "with measurement_lock('bench other'):\n    time.sleep(600)"], env=env)
+    holder = lock_holder(lock, "bench other")
     try:
-        while not (lock.exists() and f"pid {holder.pid}" in lock.read_text()):
-            time.sleep(0.05)
         settings = defaults("bench", FAST)
         record = subprocess.Popen([sys.executable, "-m", "edgelaw", "host-record", "--device", "auto", "--profile",
                                    json.dumps(resolve("auto", ROOT)), "--settings", json.dumps(settings), "--threads", "2",
