@@ -10,15 +10,16 @@ import psutil
 import pytest
 
 from edgelaw.measure.integrate import integral
-from edgelaw.measure.power import UtilisationModel
+from edgelaw.measure.power import PowerSource, Reading, UtilisationModel
 from edgelaw.measure.sampler import Sampler, rates
 
 BUSY = "import time\nt=time.process_time()\nwhile time.process_time()-t<{s}: pass\nprint(time.process_time())"
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 @pytest.mark.parametrize("hz", [20, 50])
-def test_auc_of_a_busy_process_matches_its_cpu_counter(hz):
-    sampler = Sampler(hz, UtilisationModel(1, 2, psutil.cpu_count()))
+def test_auc_of_a_busy_process_matches_its_cpu_counter(hz, native):
+    sampler = Sampler(hz, UtilisationModel(1, 2, psutil.cpu_count()), native=native)
     sampler.start()
     time.sleep(0.2)
     t0 = time.monotonic()
@@ -92,8 +93,10 @@ def test_rates_between_sparse_host_readings_keep_every_counter_exact():
     assert df["power_w"].to_numpy() == pytest.approx(5 + t)
 
 
-def test_the_sampler_reads_the_host_every_nth_tick_and_the_worker_every_tick():
-    sampler = Sampler(100, UtilisationModel(1, 2, psutil.cpu_count()), host_every=4)
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_the_sampler_reads_the_host_every_nth_tick_and_the_worker_every_tick(native):
+    sampler = Sampler(100, UtilisationModel(1, 2, psutil.cpu_count()), host_every=4, native=native)
+    assert sampler.ticks_in == "native" if native else sampler.ticks_in.startswith("python")
     sampler.attach(psutil.Process().pid)
     sampler.start()
     time.sleep(0.5)
@@ -103,3 +106,62 @@ def test_the_sampler_reads_the_host_every_nth_tick_and_the_worker_every_tick():
     host = df["sys_total_s"].notna().to_numpy()
     assert host[0] and host.sum() == pytest.approx(len(df) / 4, abs=1) and not host[1:4].any()
     assert df["t_wall"].notna().all() and df["t_wall"].is_monotonic_increasing
+
+
+class Ramp(PowerSource):
+    """A meter that reads 10 W plus one watt per second since it started (a stand-in for RAPL or a USB
+    meter: what matters here is when it is read, not what it measures)."""
+
+    name, kind = "ramp", "power"
+
+    def __init__(self):
+        self.t0 = time.time()
+        self.reads = 0
+
+    def read(self, t_wall, cpu_sys_pct):
+        self.reads += 1
+        return Reading(10.0 + (t_wall - self.t0), None)
+
+
+def test_a_meter_beside_native_ticks_is_read_at_the_host_rate_and_placed_on_the_host_ticks():
+    meter = Ramp()
+    sampler = Sampler(50, meter, host_every=5)
+    if sampler.ticks_in != "native":
+        pytest.fail(f"no native ticker here: {sampler.ticks_in}")
+    sampler.start()
+    time.sleep(1.0)
+    sampler.stop()
+    df = sampler.frame()
+    host = df[df["sys_total_s"].notna()]
+    assert meter.reads == pytest.approx(len(host), abs=3)  # 10 Hz, not 50
+    inside = host[(host["t_wall"] > meter.t0 + 0.15) & (host["t_wall"] < meter.t0 + 0.85)]
+    assert len(inside) >= 5
+    assert inside["power_w"].to_numpy() == pytest.approx(10.0 + inside["t_wall"] - meter.t0, abs=0.02)
+
+
+def test_without_a_c_compiler_the_python_thread_ticks_and_says_why(monkeypatch, tmp_path):
+    from edgelaw.measure import ticker
+
+    monkeypatch.setattr(ticker, "_LIB", None)
+    monkeypatch.setattr(ticker, "_WHY_NOT", None)
+    monkeypatch.setenv("CC", str(tmp_path / "no-cc"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    sampler = Sampler(50, UtilisationModel(1, 2, psutil.cpu_count()))
+    assert sampler.ticks_in.startswith("python (") and "no-cc" in sampler.ticks_in
+    sampler.attach(psutil.Process().pid)
+    sampler.start()
+    time.sleep(0.3)
+    sampler.stop()
+    assert sampler.frame()["proc_cpu_s"].notna().sum() >= 10
+
+
+def test_the_native_ticker_is_built_once_into_the_cache_and_its_source_is_bench_code(monkeypatch, tmp_path):
+    from edgelaw.core.codedeps import command_files
+    from edgelaw.measure import ticker
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    lib = ticker.build()
+    assert lib.parent == tmp_path / "edgelaw" and lib.stat().st_size > 0
+    assert ticker.build() == lib and lib.stat().st_mtime_ns == ticker.build().stat().st_mtime_ns
+    assert [p.name for p in lib.parent.iterdir()] == [lib.name]  # no temp file left behind
+    assert "edgelaw/measure/ticker.c" in command_files("bench")

@@ -3,8 +3,9 @@
 A job runs `python -m edgelaw COMMAND`: `edgelaw.cli` and the module that implements COMMAND
 (`edgelaw.cli.COMMANDS`). From those, every `import` and `from ... import` of an edgelaw module is
 followed, at any depth in the file (a lazy import inside a function runs too), with the packages
-above each module (their `__init__.py` run on import), and every shipped data file the code reads as
-`shipped("name")` (edgelaw.data). The workflow puts the checksums of those files among each rule's
+above each module (their `__init__.py` run on import), every shipped data file the code reads as
+`shipped("name")` (edgelaw.data), and the C source a module builds, which sits beside it under its
+name (measure/ticker.py builds measure/ticker.c). The workflow puts the checksums of those files among each rule's
 params, so editing a module reruns exactly the jobs whose command imports it, and a checkout that
 moves, or a fresh clone with new file times, reruns nothing.
 """
@@ -89,6 +90,8 @@ def closure(modules: list[str]) -> list[str]:
         if path is None:
             raise ValueError(f"{name} is imported but is not a module of {PACKAGE}")
         files.add(path)
+        if path.with_suffix(".c").is_file():
+            files.add(path.with_suffix(".c"))
         imported, data = _direct(path)
         files.update(PACKAGE / "data" / d for d in data)
         todo += [p for m in imported for p in _with_parents(m)]

@@ -92,7 +92,7 @@ def _measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, q
             runs[col] = None
     achieved = (len(df) - 1) / (df["t"].iloc[-1] - df["t"].iloc[0]) if len(df) > 1 else float("nan")
     meta = {**provenance, "power_source": source.name, "idle_baseline": idle, "sample_hz_asked": settings.sample_hz,
-            "sample_hz_achieved": achieved,
+            "sample_hz_achieved": achieved, "sampler_ticks": sampler.ticks_in,
             "corpus_sha256": None if vision else sha256_file(settings.corpus_path()),
             "fatal": timeline.fatal, "events": list(timeline.events)}
     if geometry:

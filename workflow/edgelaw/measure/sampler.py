@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from edgelaw.measure import power
+from edgelaw.measure import power, ticker
 from edgelaw.measure.power import PowerSource, Reading
 
 NAN = math.nan
@@ -93,10 +93,10 @@ class ProcfsCounters:
         self._proc: int | None = None
         self._retired: list[int] = []
 
-    def attach(self, pid: int | None) -> None:
-        """Follow `pid`. Safe beside a sampler thread without a lock: the descriptor is swapped in one
-        assignment, and the one it replaces stays open until the next attach, so a read in flight
-        never lands on a closed or reused descriptor."""
+    def attach(self, pid: int | None) -> int | None:
+        """Follow `pid`; returns its descriptor. Safe beside a sampler thread without a lock: the
+        descriptor is swapped in one assignment, and the one it replaces stays open until the next
+        attach, so a read in flight never lands on a closed or reused descriptor."""
         fd = None
         if pid:
             try:
@@ -107,6 +107,7 @@ class ProcfsCounters:
         for stale in self._retired:
             os.close(stale)
         self._retired = [old] if old is not None else []
+        return fd
 
     def process_raw(self) -> bytes | None:
         """The attached process's /proc/<pid>/stat as read, parsed later (parse_process): reading is
@@ -119,9 +120,12 @@ class ProcfsCounters:
         except OSError:  # the process has exited
             return None
 
-    def parse_process(self, raw: bytes | None) -> tuple[float, float]:
+    def parse_process(self, raw: bytes | tuple[int, int] | None) -> tuple[float, float]:
         if raw is None:
             return NAN, NAN
+        if isinstance(raw, tuple):  # the native ticker's (CPU ticks, resident pages), -1 for none
+            ticks, pages = raw
+            return (ticks / self.tick, pages * self.page) if ticks >= 0 else (NAN, NAN)
         fields = raw[raw.rindex(b")") + 2:].split()  # the command name may hold spaces and parentheses
         return (int(fields[11]) + int(fields[12])) / self.tick, int(fields[21]) * self.page
 
@@ -137,16 +141,13 @@ class ProcfsCounters:
     def parse_system(self, raw: tuple[bytes, bytes]) -> tuple[float, float, float, int]:
         stat, meminfo = raw
         cpu = stat.split(b"\n", 1)[0].split()[1:]
-        ticks = [int(x) for x in cpu]
+        return self.host_counters([int(x) for x in cpu], *_meminfo_kb(meminfo))
+
+    def host_counters(self, ticks: list[int], total_kb: int | None, available_kb: int | None):
+        """Busy, total and stolen CPU seconds and used memory from /proc/stat's cpu ticks and /proc/meminfo."""
         total = sum(ticks) / self.tick
         steal = ticks[7] / self.tick if len(ticks) > 7 else NAN
         busy = total - (ticks[3] + (ticks[4] if len(ticks) > 4 else 0) + (ticks[7] if len(ticks) > 7 else 0)) / self.tick
-        total_kb = available_kb = None
-        for line in meminfo.split(b"\n")[:3]:
-            if line.startswith(b"MemTotal:"):
-                total_kb = int(line.split()[1])
-            elif line.startswith(b"MemAvailable:"):
-                available_kb = int(line.split()[1])
         if total_kb is None or available_kb is None:  # a kernel before 3.14: psutil estimates it
             return busy, total, steal, psutil.virtual_memory().used
         return busy, total, steal, (total_kb - available_kb) * 1024
@@ -156,6 +157,16 @@ class ProcfsCounters:
         for fd in (*self._retired, self._stat, self._meminfo):
             os.close(fd)
         self._retired = []
+
+
+def _meminfo_kb(meminfo: bytes) -> tuple[int | None, int | None]:
+    total_kb = available_kb = None
+    for line in meminfo.split(b"\n")[:3]:
+        if line.startswith(b"MemTotal:"):
+            total_kb = int(line.split()[1])
+        elif line.startswith(b"MemAvailable:"):
+            available_kb = int(line.split()[1])
+    return total_kb, available_kb
 
 
 def counters():
@@ -170,12 +181,17 @@ HOST_EVERY = 5
 
 
 class Sampler:
-    """Samples at `rate_hz` on a thread of its own. `rows` holds one tuple per tick, as read:
-    (t, the worker's counter as read, host) where host is None on a tick without the host's counters,
-    else (t_wall, the host's counters as read, self_cpu, power_w, energy_j). Reading is what must
-    happen at the tick; `frame` parses (a wake-up that does less costs less: bench/sampler_overhead.py)."""
+    """Samples at `rate_hz`. `rows` holds one tuple per tick, as read: (t, the worker's counter as read,
+    host) where host is None on a tick without the host's counters, else (t_wall, the host's counters as
+    read, self_cpu, power_w, energy_j). Reading is what must happen at the tick; `frame` parses.
 
-    def __init__(self, rate_hz: float, power: PowerSource, host_every: int = HOST_EVERY):
+    On Linux with a C compiler the ticks come from a native thread (edgelaw.measure.ticker), whose
+    wake-up costs a third of a Python thread's; the Python thread then only drains them (once a second)
+    and reads a power source that is not the utilisation model at the host's ticks, its readings
+    interpolated onto them. Elsewhere the Python thread does every tick (bench/sampler_overhead.py
+    compares them). `ticks_in` says which, and why."""
+
+    def __init__(self, rate_hz: float, power: PowerSource, host_every: int = HOST_EVERY, native: bool = True):
         self.period = 1.0 / rate_hz
         self.rate_hz = rate_hz
         self.power = power
@@ -187,12 +203,25 @@ class Sampler:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.n_cpus = psutil.cpu_count() or 1
+        self._ticker: ticker.Ticker | None = None
+        self._fd: int | None = None
+        self._power_rows: list[tuple[float, float, float]] = []  # (t_wall, power_w, energy_j), native only
+        self._drain_lock = threading.Lock()
+        self._lib, why_not = (ticker.load() if native and isinstance(self.counters, ProcfsCounters)
+                              else (None, "not asked" if not native else "no /proc"))
+        self.ticks_in = "native" if self._lib is not None else f"python ({why_not})"
 
     def attach(self, pid: int | None) -> None:
         """Follow process `pid` (None: system only)."""
-        self.counters.attach(pid)
+        self._fd = self.counters.attach(pid)
+        if self._ticker is not None:
+            self._ticker.attach(-1 if self._fd is None else self._fd)
 
     def start(self) -> None:
+        if self._lib is not None:
+            c = self.counters
+            self._ticker = ticker.Ticker(self._lib, self.period, self.host_every, c._stat, c._meminfo,
+                                         -1 if self._fd is None else self._fd)
         self._thread = threading.Thread(target=self._loop, name="edgelaw-sampler", daemon=True)
         self._thread.start()
 
@@ -200,7 +229,26 @@ class Sampler:
         self._stopping = True
         if self._thread:
             self._thread.join()
+        if self._ticker is not None:
+            self._drain()
+            self._ticker.stop()
+            self._ticker = None
         self.counters.close()
+
+    @property
+    def native_cpu_s(self) -> float | None:
+        """The native ticker thread's CPU seconds so far (None without one)."""
+        return self._ticker.thread_cpu_s if self._ticker is not None else None
+
+    def _drain(self) -> None:
+        if self._ticker is None:
+            return
+        with self._drain_lock:  # two drains at once would take the same records twice
+            for r in self._ticker.drain():
+                host = None
+                if r["host"]:
+                    host = (r["t_wall"], (r["cpu"], r["mem_total_kb"], r["mem_available_kb"]), r["self_cpu_s"], NAN, NAN)
+                self.rows.append((r["t"], (int(r["cpu_ticks"]), int(r["rss_pages"])), host))
 
     def _sample(self, with_host: bool) -> None:
         t = time.monotonic()
@@ -220,7 +268,13 @@ class Sampler:
         if host is None:
             return NO_HOST
         t_wall, raw, self_cpu, power_w, energy_j = host
-        busy, total, steal, mem_used = self.counters.parse_system(raw)
+        if isinstance(raw[0], np.ndarray):  # the native ticker's, already numbers (-1: not reported)
+            ticks, total_kb, available_kb = raw
+            busy, total, steal, mem_used = self.counters.host_counters(
+                [int(x) for x in ticks if x >= 0], total_kb if total_kb >= 0 else None,
+                available_kb if available_kb >= 0 else None)
+        else:
+            busy, total, steal, mem_used = self.counters.parse_system(raw)
         last, self._last_host = self._last_host, (busy, total)
         if self.power.kind == "model":
             sys_pct = 100.0 * self.n_cpus * (busy - last[0]) / (total - last[1]) if last and total > last[1] else 0.0
@@ -230,6 +284,8 @@ class Sampler:
     def _loop(self) -> None:
         # time.sleep, not Event.wait: a wake-up is most of a sample's cost, and sleep's is the cheapest
         # (bench/sampler_overhead.py); stop() waits at most one period for the flag to be seen.
+        if self._ticker is not None:
+            return self._native_loop()
         next_t = time.monotonic()
         tick = 0
         while not self._stopping:
@@ -242,9 +298,27 @@ class Sampler:
                 delay = 0
             time.sleep(delay)
 
+    def _native_loop(self) -> None:
+        """The native thread ticks; this one drains it, and reads a power source the model is not."""
+        reads_power = self.power.kind != "model"
+        period = self.period * self.host_every if reads_power else DRAIN_SECONDS
+        waited = 0.0
+        while not self._stopping:
+            if reads_power:
+                t_wall = time.time()
+                reading = self.power.read(t_wall, NAN)
+                self._power_rows.append((t_wall, NAN if reading.power_w is None else reading.power_w,
+                                         NAN if reading.energy_j is None else reading.energy_j))
+            waited += period
+            if waited >= DRAIN_SECONDS:
+                self._drain()
+                waited = 0.0
+            time.sleep(period)
+
     def frame(self, last: int | None = None) -> pd.DataFrame:
         """The samples so far (the `last` ones only, if given) as cumulative counters; the host's are
         NaN on the ticks that did not read them, t_wall is interpolated there."""
+        self._drain()
         n = len(self.rows)  # the thread appends meanwhile: parse what is there now, once
         for t, proc, host in self.rows[len(self._parsed):n]:
             self._parsed.append((t, *self.counters.parse_process(proc), *self._parse_host(host)))
@@ -253,7 +327,18 @@ class Sampler:
         known = df["t_wall"].notna()
         if known.any():
             df["t_wall"] = np.interp(df["t"], df["t"][known], df["t_wall"][known])
+        if self._power_rows:  # a power source read beside the native ticks: onto the host's ticks
+            p = np.array(self._power_rows, dtype=float)
+            host = df["sys_total_s"].notna()
+            for j, name in ((1, "power_w"), (2, "energy_j")):
+                ok = ~np.isnan(p[:, j])
+                if ok.any():
+                    df.loc[host, name] = np.interp(df.loc[host, "t_wall"], p[ok, 0], p[ok, j])
         return df
+
+
+# How often the Python thread takes the native ticks (the ring holds minutes of them)
+DRAIN_SECONDS = 1.0
 
 
 FRAME_COLUMNS = ["t", "t_wall", "proc_cpu_s", "rss_bytes", "sys_busy_s", "sys_total_s", "sys_steal_s", "self_cpu_s",
