@@ -197,7 +197,7 @@ def test_replay_refuses_a_folder_that_holds_files_unless_told_to_overwrite(tmp_p
     archive = tmp_path / "a.tar.gz"
     bundle.build(archive, {name: src for name in required("auto")}, meta)
     proc = cli("replay", str(archive), "--out-dir", str(out))
-    assert proc.returncode == 2 and f"{out} is not empty (1 files)" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and f"{out} is not empty (1 file)" in proc.stderr, proc.stderr
     assert "--overwrite" in proc.stderr and (out / "results/auto/laws.parquet").read_bytes() == b"my own results"
     proc = cli("replay", str(archive), "--out-dir", str(out), "--overwrite")
     assert (out / "results/auto/laws.parquet").read_bytes() == b"archived"

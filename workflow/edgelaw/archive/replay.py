@@ -27,7 +27,7 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise EdgelawError(f"replay: {out_dir} is a file, not a folder; give a new or empty folder as --out-dir")
     if not overwrite and out_dir.is_dir() and (held := sum(1 for p in out_dir.rglob("*") if not p.is_dir())):
-        raise EdgelawError(f"replay: {out_dir} is not empty ({held} files); unpacking would replace files of the same "
+        raise EdgelawError(f"replay: {out_dir} is not empty ({held} file{'s' if held != 1 else ''}); unpacking would replace files of the same "
                            "name: give a new or empty folder as --out-dir, or add --overwrite")
 
 
