@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = [ROOT / "results/models/smollm2-135m/Q4_K_M.gguf", ROOT / "results/models/smollm2-135m/Q8_0.gguf"]
 TESTS = ("pp512", "tg128")
 LOG = Path(__file__).resolve().parent / ".cache" / "fidelity.log"  # the worker's progress lines
+ROUNDS = LOG.with_name("fidelity-rounds.jsonl")  # every repetition's tokens/s, as measured
 
 
 def default_ggufs() -> list[Path]:
@@ -138,6 +139,7 @@ def main() -> None:
     from build_llama_bench import build, installed_version
 
     from edgelaw.core.devices import resolve
+    from edgelaw.core.errors import EdgelawError
     from edgelaw.measure.disturbance import DisturbanceSettings, ProcessCensus, quiet_idle_window
     from edgelaw.measure.sampler import sampling
 
@@ -150,6 +152,8 @@ def main() -> None:
     paired = {(g, t): [] for g in ggufs for t in TESTS}  # per round: worker / llama-bench, both undisturbed
     dropped = {"llama-bench": 0, "worker": 0}
     LOG.parent.mkdir(exist_ok=True)
+    said: list[str] = []
+    ROUNDS.write_text("")
     with sampling(resolve("auto", ROOT), a.sample_hz) as (sampler, source):
         *_, background = quiet_idle_window(sampler, source.kind, 2.0, limit, ProcessCensus(), "fidelity")
         for r in range(a.rounds):
@@ -165,15 +169,24 @@ def main() -> None:
                                 dropped[who] += 1
                                 tps = float("nan")
                         else:
-                            tps, disturbed = worker(g, a.threads, t, a.sample_hz)
+                            try:
+                                tps, disturbed = worker(g, a.threads, t, a.sample_hz)
+                            except EdgelawError as e:  # the host never went quiet for its baseline
+                                print(f"round {r + 1}: worker not measured ({e}); waiting a minute", file=sys.stderr)
+                                time.sleep(60)
+                                tps, disturbed = float("nan"), 1
                             dropped[who] += disturbed
                         got[who] = tps
-                    if all(v == v for v in got.values()):
+                    kept = all(v == v for v in got.values())
+                    if kept:
                         for who, v in got.items():
                             data[(g, who, t)].append(v)
                         paired[(g, t)].append(got["worker"] / got["llama-bench"])
-                print(f"round {r + 1}/{a.rounds} {g.name}: " + ", ".join(
-                    f"{t} {paired[(g, t)][-1]:.3f}" for t in TESTS if paired[(g, t)]), file=sys.stderr)
+                    with ROUNDS.open("a") as out:  # kept as it goes: a run cut short still has its rounds
+                        out.write(json.dumps({"round": r + 1, "gguf": g.name, "test": t, **got, "kept": kept}) + "\n")
+                    said.append(f"{t} {got['worker'] / got['llama-bench']:.3f}" if kept else f"{t} dropped")
+                print(f"round {r + 1}/{a.rounds} {g.name}: " + ", ".join(said), file=sys.stderr)
+                said.clear()
     print(f"\nthreads {a.threads}, {a.rounds} rounds of one repetition each, interleaved; worker sampler at "
           f"{a.sample_hz:g} Hz; disturbed repetitions dropped: llama-bench {dropped['llama-bench']}, worker "
           f"{dropped['worker']} (measured again)\ntokens/s, median [interquartile range] over the kept repetitions; "
