@@ -1,9 +1,12 @@
 warn_missing_points()
 
 
-# A measurement: no benchmark directive (the job records its own timings), every core.
+# A measurement: no benchmark directive (the job records its own timings), every core. It checks that its
+# host is the kind of host the device's host record describes (ancient: a host record taken again does
+# not rerun the measurements).
 rule bench:
     input:
+        host=ancient(layout.HOST),
         gguf=layout.QUANT_GGUF,
         meta=layout.QUANT_JSON,
         mmproj=mmproj_input,
@@ -16,10 +19,12 @@ rule bench:
     conda:
         "../../envs/edgelaw.yaml"
     threads: measurement_threads
+    resources:
+        slurm_partition=measurement_partition,
     params:
         settings=bench_json,
-        profile=profile_json(),
-        n_threads=bench_threads(),
+        profile=profile_json,
+        n_threads=bench_threads,
         clamp=clamp_json,
         mmproj=lambda wildcards, input: (
             f"--mmproj {input.mmproj}" if input.mmproj else ""
@@ -27,7 +32,7 @@ rule bench:
         code=code("bench"),
     shell:
         "python -m edgelaw --log {log} bench --device {wildcards.device}"
-        " --profile {params.profile:q} --model {wildcards.model} --quant {wildcards.quant}"
+        " --profile {params.profile:q} {FORCE_DEVICE} --host-record {input.host} --model {wildcards.model} --quant {wildcards.quant}"
         " --gguf {input.gguf} --quant-json {input.meta} --workload {wildcards.workload}"
         " --settings {params.settings:q} --threads {params.n_threads}"
         " --out-trace {output.trace} --out-runs {output.runs}"
