@@ -158,8 +158,18 @@ class Cluster:
         return "\n".join(out)
 
     def stop(self) -> None:
-        """End every daemon this cluster started, by pid: SIGTERM, then SIGKILL after 15 s. slurmd first, so
-        that the jobs it still runs (their steps are its children's sessions) are ended with it."""
+        """Cancel the jobs still queued or running (a test that failed midway), then end every daemon this
+        cluster started, by pid: SIGTERM, then SIGKILL after 15 s, slurmd first."""
+        ctld = self.procs.get("slurmctld")
+        if ctld is not None and ctld.poll() is None:
+            try:
+                self.run("scancel", "--user", str(os.getuid()), check=False)
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < 30 and self.run(
+                        "squeue", "--noheader", "--states=PENDING,RUNNING,COMPLETING", check=False).stdout.strip():
+                    time.sleep(0.5)
+            except (OSError, subprocess.SubprocessError):
+                pass  # the daemons are stopped below all the same
         for name in reversed(DAEMONS):
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:

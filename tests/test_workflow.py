@@ -72,8 +72,10 @@ def test_a_fleet_measures_each_device_and_compares_them_in_the_same_run(workflow
     jobs = workflow.dry_run_jobs("--config", "devices=x86,auto")
     assert jobs == {"fetch_model": 1, "quantize": 3, "host_record": 2, "bench": 6, "laws": 2, "report": 2,
                     "cross_device": 1, "all": 1}
-    proc = workflow.run("--config", "devices=x86,auto", "quality={per_device: true}", "--dry-run", check=False)
-    assert proc.returncode != 0 and "quality.per_device: a fleet (devices) shares one quality folder" in proc.stderr
+    workflow.write_config(tiny_config(devices=["x86", "auto"], quality={"enabled": False, "per_device": True}))
+    proc = workflow.run("--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "quality.per_device: a fleet (devices) shares one quality folder" in out
 
 
 def test_bad_config_key_fails_before_any_work(workflow):

@@ -32,7 +32,7 @@ rule bench:
         code=code("bench"),
     shell:
         "python -m edgelaw --log {log} bench --device {wildcards.device}"
-        " --profile {params.profile:q} {FORCE_DEVICE} --host-record {input.host} --model {wildcards.model} --quant {wildcards.quant}"
+        " --profile {params.profile:q} --host-record {input.host} --model {wildcards.model} --quant {wildcards.quant}"
         " --gguf {input.gguf} --quant-json {input.meta} --workload {wildcards.workload}"
         " --settings {params.settings:q} --threads {params.n_threads}"
         " --out-trace {output.trace} --out-runs {output.runs}"

@@ -27,7 +27,7 @@ from edgelaw.core.config import (
     run_devices,
     validate,
 )
-from edgelaw.core.devices import ROOT_ENV, fingerprint, load_profile
+from edgelaw.core.devices import FORCE_ENV, ROOT_ENV, fingerprint, load_profile
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.jobs import prepare_environment
 from edgelaw.core.points import missing_in_tables
@@ -62,11 +62,10 @@ FLEET = bool(CONFIG["devices"])
 QUALITY_DIR = layout.quality_dir(CONFIG["quality"]["per_device"], DEVICE_NAME)
 USES_CONDA = "conda" in str(workflow.deployment_settings.deployment_method).lower()
 prepare_environment(USES_CONDA)
-os.environ[ROOT_ENV] = str(
-    workflow.basedir
-)  # a job that finds the wrong host names the profile that fits it
-# A measurement job's flag, outside its params: setting it lets a mismatched host measure, and reruns nothing.
-FORCE_DEVICE = "--force-device" if CONFIG["force_device"] else ""
+# What a measurement job's device check reads besides its params (edgelaw.core.devices): the checkout, to
+# name the profile that fits a wrong host, and force_device, which lets one measure and reruns nothing.
+os.environ[ROOT_ENV] = str(workflow.basedir)
+os.environ[FORCE_ENV] = "1" if CONFIG["force_device"] else "0"
 
 
 def code(command):

@@ -18,5 +18,5 @@ rule host_record:
         code=code("host-record"),
     shell:
         "python -m edgelaw --log {log} host-record --device {wildcards.device}"
-        " --profile {params.profile:q} {FORCE_DEVICE} --settings {params.settings:q}"
+        " --profile {params.profile:q} --settings {params.settings:q}"
         " --threads {params.n_threads} --out {output.host}"

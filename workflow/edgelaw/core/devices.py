@@ -107,6 +107,8 @@ def suggest(host: dict, workflow_root: str | os.PathLike) -> str:
 # holds the profiles (a job names the profile that fits the host it landed on; the path is in no command
 # or param, so a moved checkout reruns nothing).
 ROOT_ENV = "EDGELAW_WORKFLOW_ROOT"
+# And whether the config says force_device: in no param either, so that setting it reruns nothing.
+FORCE_ENV = "EDGELAW_FORCE_DEVICE"
 
 # What makes two hosts the same kind of device: every job of a device runs on hosts alike in these (the
 # nodes of a partition differ in name, kernel and Python, not in these), and in memory within 5 %.

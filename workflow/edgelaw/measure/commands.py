@@ -12,7 +12,8 @@ def _device_args(p) -> None:
     p.add_argument("--profile", required=True, type=json_arg,
                    help="the device profile as JSON; checked against the host the job runs on (threads: auto resolved)")
     p.add_argument("--force-device", action="store_true",
-                   help="measure on a host the profile (or the device's earlier host record) does not match")
+                   help="measure on a host the profile (or the device's earlier host record) does not match "
+                        "(also when EDGELAW_FORCE_DEVICE=1, which the workflow sets from force_device)")
 
 
 def _threads(text: str) -> int | str:
@@ -21,9 +22,12 @@ def _threads(text: str) -> int | str:
 
 def _checked_profile(a, host_record: str | None = None) -> tuple[dict, int]:
     """The device check, where the measurement runs: the resolved profile and the inference threads."""
-    from edgelaw.core.devices import check_device_host
+    import os
 
-    profile = check_device_host(a.device, a.profile, a.force_device, host_record)
+    from edgelaw.core.devices import FORCE_ENV, check_device_host
+
+    force = a.force_device or os.environ.get(FORCE_ENV) == "1"
+    profile = check_device_host(a.device, a.profile, force, host_record)
     return profile, profile["threads"] if a.threads == "auto" else a.threads
 
 
