@@ -184,9 +184,15 @@ def bench_threads(wildcards):
 
 
 def quality_threads():
-    """The quality jobs' threads: the config's, else the first device's (auto: this host's physical cores)."""
+    """The quality jobs' threads: the config's, else the first device's; for auto, this host's physical
+    cores, or on a cluster quantize_threads (one number where the job is submitted and where it runs).
+    """
     threads = CONFIG["threads"] or PROFILES[DEVICE_NAME]["threads"]
-    return fingerprint()["cores_physical"] if threads == "auto" else threads
+    if threads != "auto":
+        return threads
+    if workflow.non_local_exec or workflow.remote_exec:
+        return CONFIG["quantize_threads"]
+    return fingerprint()["cores_physical"]
 
 
 def host_record_json():
