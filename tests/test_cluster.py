@@ -124,7 +124,7 @@ def test_a_fleet_on_slurm_with_a_bench_job_cancelled_and_rerun(cluster, tmp_path
     assert proc.returncode != 0, out[-3000:]
     device = jobs(cluster)[killed]["wildcards"].split("_")[0]
     runs = tmp_path / f"results/{device}/runs/tiny/Q8_0/tokens.parquet"
-    assert not runs.exists() and not list(runs.parent.glob("*.tmp*"))  # nothing half-written is left
+    assert not runs.exists() and not list((tmp_path / "results" / device).rglob("*.tmp-*"))  # nothing half-written
 
     out = finish(snakemake(cluster, tmp_path, "cross_device"))
     assert "steps (100%) done" in out, out[-4000:]
