@@ -90,7 +90,6 @@ def accounted(cluster: Cluster) -> dict[str, tuple[str, str]]:
     """sacct's view of the jobs (from the job-completion log): id -> (partition, state)."""
     out = cluster.run("sacct", "--completion", "--noheader", "--parsable2",
                       "--format=JobID,Partition,State").stdout
-    print("sacct --completion:\n" + out)
     return {jobid: (partition, state.split()[0]) for jobid, partition, state in
             (line.split("|")[:3] for line in out.splitlines() if line.strip())}
 
@@ -132,6 +131,9 @@ def test_a_fleet_on_slurm_with_a_bench_job_cancelled_and_rerun(cluster, tmp_path
     # Every job went through SLURM, on its partition: measurements on their device's, the rest on compute.
     table = jobs(cluster)
     accounting = accounted(cluster)
+    print("\nsacct --completion (JobID|Partition|State), with the rule squeue gives each job:")
+    print("\n".join(f"{jobid}|{'|'.join(accounting.get(jobid, ('?', '?')))}|{job['rule']} {job['wildcards']}"
+                    for jobid, job in sorted(table.items(), key=lambda kv: int(kv[0]))))
     assert set(table) == set(accounting)
     for jobid, job in table.items():
         device = job["wildcards"].split("_")[0]
