@@ -7,7 +7,7 @@ CORES ?= 2
 # llama-cpp-python compiles llama.cpp on install; use every core for it (pip caches the wheel).
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: setup run test lint clean browser
+.PHONY: setup run test lint clean browser slurm
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP):
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
-test: setup browser
+test: setup browser slurm
 	$(BIN)/python -m pytest -q
 
 # The report test opens the HTML page in headless Chromium (Debian's chromium and chromium-driver).
@@ -32,6 +32,13 @@ browser:
 	  echo "installing Debian's chromium and chromium-driver for the report test"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+# The cluster test starts a one-node SLURM itself (Debian's slurm-wlm and munge; no slurmdbd).
+slurm:
+	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null || { \
+	  echo "installing Debian's slurm-wlm and munge for the cluster test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq slurm-wlm munge >/dev/null; }
 
 lint: setup
 	$(BIN)/snakemake --lint --cores 1

@@ -27,6 +27,12 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/archive.smk"
 
 
+# Targets that only gather others: on a cluster they stay on the machine that runs Snakemake.
+localrules:
+    all,
+    archive,
+
+
 rule all:
     default_target: True
     input:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from edgelaw.core import devices
@@ -46,3 +48,30 @@ def test_every_shipped_profile_is_valid(root):
 def test_fingerprint_of_this_host():
     host = devices.fingerprint()
     assert host["cores_logical"] >= 1 and host["memory_bytes"] > 0 and host["system"]
+
+
+def test_the_job_check_resolves_the_profile_as_written_on_its_host(root):
+    """A measurement job gets the profile as written (threads: auto) and resolves it where it runs."""
+    x86 = devices.load_profile("x86", root)
+    assert x86["threads"] == "auto"
+    profile = devices.check_device_host("x86", x86, False, host=LINUX_X86)
+    assert profile["threads"] == 2 and profile["host_matches"]
+    with pytest.raises(EdgelawError, match="device profile 'x86' does not match this host: system is Darwin"):
+        devices.check_device_host("x86", x86, False, host=MAC_M2)
+
+
+def test_the_job_check_refuses_a_host_unlike_the_devices_earlier_jobs(root, tmp_path):
+    record = tmp_path / "host.json"
+    earlier = {**LINUX_X86, "cores_logical": 2, "memory_bytes": 8 * 2**30, "host_id": "a"}
+    record.write_text(json.dumps({"host": earlier}))
+    x86 = devices.load_profile("x86", root)
+    # Another node of the same kind (another name, a little less memory) measures for the device.
+    same = {**earlier, "host_id": "b", "memory_bytes": int(7.9 * 2**30)}
+    assert devices.check_device_host("x86", x86, False, str(record), host=same)["host_matches"]
+    other = {**earlier, "cpu": "AMD EPYC", "cores_logical": 64, "cores_physical": 32}
+    with pytest.raises(EdgelawError) as err:
+        devices.check_device_host("x86", x86, False, str(record), host=other)
+    msg = str(err.value)
+    assert "device 'x86': this host" in msg and "cpu is 'AMD EPYC', earlier 'Intel Xeon'" in msg
+    assert "cores_physical is 32, earlier 2" in msg and "force_device=true" in msg
+    assert devices.check_device_host("x86", x86, True, str(record), host=other)["threads"] == 32

@@ -49,18 +49,33 @@ def test_changing_a_scheme_reruns_only_that_scheme(built):
     assert built.dry_run_jobs() == {"quantize": 1, "bench": 1, "laws": 1, "report": 1, "all": 1}
 
 
-def test_device_profile_that_does_not_match_stops_before_any_work(workflow):
+def test_device_profile_that_does_not_match_stops_at_its_first_job(workflow):
+    """Parse time validates the config only; the host record, the first job (priority), checks the host it
+    runs on and stops the run before any other work."""
     from edgelaw.core.devices import fingerprint, suggest
 
     workflow.write_config(tiny_config())
     other = "m2" if fingerprint()["system"] != "Darwin" else "rpi5"
+    assert workflow.run("--config", f"device={other}", "--dry-run").returncode == 0
     proc = workflow.run("--config", f"device={other}", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert f"device profile '{other}' does not match this host" in out
     assert f"--config device={suggest(fingerprint(), ROOT)}" in out and "force_device=true" in out
-    assert not (workflow.workdir / "resources").exists() and not (workflow.workdir / "results").exists()
-    assert workflow.run("--config", f"device={other}", "force_device=true", "--dry-run").returncode == 0
+    assert not (workflow.workdir / "resources").exists() and not (workflow.workdir / f"results/{other}").exists()
+
+
+def test_a_fleet_measures_each_device_and_compares_them_in_the_same_run(workflow):
+    """`--config devices=a,b`: each device's host record, bench, laws and report, and the cross-device
+    comparison as part of `all` (a dry run: the measurement itself is the cluster test's)."""
+    workflow.write_config(tiny_config())
+    jobs = workflow.dry_run_jobs("--config", "devices=x86,auto")
+    assert jobs == {"fetch_model": 1, "quantize": 3, "host_record": 2, "bench": 6, "laws": 2, "report": 2,
+                    "cross_device": 1, "all": 1}
+    workflow.write_config(tiny_config(devices=["x86", "auto"], quality={"enabled": False, "per_device": True}))
+    proc = workflow.run("--dry-run", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "quality.per_device: a fleet (devices) shares one quality folder" in out
 
 
 def test_bad_config_key_fails_before_any_work(workflow):

@@ -1,5 +1,7 @@
-# Config validation, the device check and the input functions. Runs at parse time, before any job.
+# Config validation and the input functions. Runs at parse time, before any job (the device check runs
+# in each measurement job, on its host: edgelaw.core.devices.check_device_host).
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,8 +19,15 @@ except ImportError:
 
 from edgelaw.core import layout
 from edgelaw.core.codedeps import command_digest
-from edgelaw.core.config import fetch_spec, model_schemes, model_workloads, validate
-from edgelaw.core.devices import resolve
+from edgelaw.core.config import (
+    device_partition,
+    fetch_spec,
+    model_schemes,
+    model_workloads,
+    run_devices,
+    validate,
+)
+from edgelaw.core.devices import FORCE_ENV, ROOT_ENV, fingerprint, load_profile
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.jobs import prepare_environment
 from edgelaw.core.points import missing_in_tables
@@ -28,7 +37,10 @@ from edgelaw.sources.file import user_files
 
 try:
     CONFIG = validate(config)
-    DEVICE = resolve(CONFIG["device"], workflow.basedir, force=CONFIG["force_device"])
+    # Parse time validates the config only: every device of the run has a valid profile. Whether a host
+    # matches it is checked by each measurement job, on the host it runs on (a cluster node, or this one).
+    DEVICES = run_devices(CONFIG)
+    PROFILES = {name: load_profile(name, workflow.basedir) for name in DEVICES}
     # Missing, empty or malformed evaluation files stop the run here, before any job.
     QUALITY_INPUTS = (
         check_inputs(CONFIG["quality"])
@@ -43,10 +55,17 @@ try:
 except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
-DEVICE_NAME = CONFIG["device"]
+# The first device names what is one per run (its quality folder with quality.per_device, which a fleet
+# does not allow; the archive of `snakemake archive` without a fleet).
+DEVICE_NAME = DEVICES[0]
+FLEET = bool(CONFIG["devices"])
 QUALITY_DIR = layout.quality_dir(CONFIG["quality"]["per_device"], DEVICE_NAME)
 USES_CONDA = "conda" in str(workflow.deployment_settings.deployment_method).lower()
 prepare_environment(USES_CONDA)
+# What a measurement job's device check reads besides its params (edgelaw.core.devices): the checkout, to
+# name the profile that fits a wrong host, and force_device, which lets one measure and reruns nothing.
+os.environ[ROOT_ENV] = str(workflow.basedir)
+os.environ[FORCE_ENV] = "1" if CONFIG["force_device"] else "0"
 
 
 def code(command):
@@ -64,11 +83,36 @@ def benchmark(name):
     return f"{layout.BENCHMARKS}/{name}.tsv"
 
 
+def profile_of(device):
+    """A device's profile, loaded and validated (a device asked for outside the run's devices too)."""
+    if device not in PROFILES:
+        try:
+            PROFILES[device] = load_profile(device, workflow.basedir)
+        except EdgelawError as exc:
+            raise WorkflowError(str(exc)) from None
+    return PROFILES[device]
+
+
 def measurement_threads(wildcards):
     """A measurement runs alone: it takes every core Snakemake has, so no other job runs beside it.
     (A function, so that `snakemake --unlock` and other runs without --cores can parse the workflow.)
+    Submitted to a cluster, it asks for its profile's threads (1 for auto) and gets the whole node
+    (exclusive, profiles/slurm); inside the job, Snakemake's cores are the node's.
     """
+    if workflow.non_local_exec and not workflow.remote_exec:
+        threads = profile_of(wildcards.device)["threads"]
+        return 1 if threads == "auto" else threads
     return workflow.cores
+
+
+def measurement_partition(wildcards):
+    """The partition of the device's nodes (cluster.partitions), for the cluster profile."""
+    return device_partition(CONFIG, wildcards.device)
+
+
+def compute_partition(wildcards):
+    """The partition of every other job ('' for the cluster's default)."""
+    return CONFIG["cluster"]["compute_partition"] or ""
 
 
 def model_spec_json(wildcards):
@@ -129,12 +173,26 @@ def bench_user_files(wildcards):
     return [image] if image else []
 
 
-def profile_json():
-    return json.dumps(DEVICE, sort_keys=True)
+def profile_json(wildcards):
+    """The device's profile as written (threads may be auto): the job resolves it on its host."""
+    return json.dumps(profile_of(wildcards.device), sort_keys=True)
 
 
-def bench_threads():
-    return CONFIG["threads"] or DEVICE["threads"]
+def bench_threads(wildcards):
+    """Inference threads: the config's, else the profile's (auto: the job's host's physical cores)."""
+    return CONFIG["threads"] or profile_of(wildcards.device)["threads"]
+
+
+def quality_threads():
+    """The quality jobs' threads: the config's, else the first device's; for auto, this host's physical
+    cores, or on a cluster quantize_threads (one number where the job is submitted and where it runs).
+    """
+    threads = CONFIG["threads"] or PROFILES[DEVICE_NAME]["threads"]
+    if threads != "auto":
+        return threads
+    if workflow.non_local_exec or workflow.remote_exec:
+        return CONFIG["quantize_threads"]
+    return fingerprint()["cores_physical"]
 
 
 def host_record_json():
@@ -144,11 +202,11 @@ def host_record_json():
     )
 
 
-def bench_outputs(template, device=DEVICE_NAME):
+def bench_outputs(template, device=None):
+    """A template for every bench job of one device (default: of every device of the run)."""
     return [
-        layout.fill(
-            template, device=device, model=model, quant=quant, workload=workload
-        )
+        layout.fill(template, device=dev, model=model, quant=quant, workload=workload)
+        for dev in ([device] if device else DEVICES)
         for model in CONFIG["models"]
         for quant in model_schemes(CONFIG, model)
         for workload in model_workloads(CONFIG, model)
@@ -208,19 +266,36 @@ def comparisons_json():
     return json.dumps(CONFIG["comparisons"], sort_keys=True)
 
 
-def device_path(template):
-    return layout.fill(template, device=DEVICE_NAME)
+def device_path(template, device=DEVICE_NAME):
+    return layout.fill(template, device=device)
 
 
+def device_paths(template):
+    """A template for every device of the run."""
+    return [device_path(template, d) for d in DEVICES]
+
+
+# Every device's archive of this run, results/archive/{device}-{stamp}.tar.gz ({device} left open).
 ARCHIVE = layout.fill(
     layout.ARCHIVE,
-    device=DEVICE_NAME,
     stamp=CONFIG["archive"]["stamp"] or time.strftime("%Y%m%d", time.gmtime()),
 )
 
 
-def archived_files():
-    """What an archive holds besides the config and the lock: every table, record and report file."""
+def cross_device_inputs():
+    """What the cross-device comparison merges: the fleet's own results (a fleet's run), then the
+    archives of devices measured elsewhere (cross_device.archives)."""
+    fleet = DEVICES if FLEET else []
+    return {
+        "laws": [device_path(layout.LAWS, d) for d in fleet],
+        "tradeoffs": [device_path(layout.TRADEOFFS, d) for d in fleet],
+        "host": [device_path(layout.HOST, d) for d in fleet],
+        "archives": CONFIG["cross_device"]["archives"],
+    }
+
+
+def archived_files(device):
+    """What a device's archive holds besides the config and the lock: every table, record and report file."""
     models = [layout.fill(layout.BASE_JSON, model=m) for m in CONFIG["models"]]
     models += [layout.fill(layout.MMPROJ_JSON, model=m) for m in vision_models()]
     reference = [
@@ -231,23 +306,28 @@ def archived_files():
     return (
         models
         + quantized(layout.QUANT_JSON)
-        + [device_path(layout.HOST)]
-        + bench_outputs(layout.TRACE)
-        + bench_outputs(layout.RUNS)
+        + [device_path(layout.HOST, device)]
+        + bench_outputs(layout.TRACE, device)
+        + bench_outputs(layout.RUNS, device)
         + quality_outputs()
         + quality_outputs(layout.ANSWERS)
         + reference
-        + [device_path(t) for t in derived]
-        + layout.report_files(DEVICE_NAME)
+        + [device_path(t, device) for t in derived]
+        + layout.report_files(device)
     )
 
 
+CROSS_DEVICE_HTML = f"{layout.CROSS_DEVICE_DIR}/{layout.HTML_FILE}"
+
+
 def all_targets():
+    """Every device's ladder, measurements and report; a fleet's cross-device comparison too."""
     return (
         quantized(layout.QUANT_GGUF)
-        + [device_path(layout.HOST)]
+        + device_paths(layout.HOST)
         + bench_outputs(layout.TRACE)
         + bench_outputs(layout.RUNS)
         + quality_outputs()
-        + [device_path(layout.HTML)]
+        + device_paths(layout.HTML)
+        + ([CROSS_DEVICE_HTML] if FLEET else [])
     )

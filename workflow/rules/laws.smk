@@ -15,6 +15,8 @@ rule laws:
         benchmark("{device}/laws")
     conda:
         "../../envs/edgelaw.yaml"
+    resources:
+        slurm_partition=compute_partition,
     params:
         settings=laws_json(),
         comparisons=comparisons_json(),

@@ -10,6 +10,8 @@ rule fetch_model:
         benchmark("fetch_model/{model}")
     conda:
         "../../envs/edgelaw.yaml"
+    resources:
+        slurm_partition=compute_partition,
     params:
         spec=model_spec_json,
         code=code("fetch-model"),
@@ -31,6 +33,8 @@ rule fetch_mmproj:
         benchmark("fetch_mmproj/{model}")
     conda:
         "../../envs/edgelaw.yaml"
+    resources:
+        slurm_partition=compute_partition,
     params:
         spec=mmproj_spec_json,
         code=code("fetch-mmproj"),

@@ -13,7 +13,9 @@ rule quality_reference:
         benchmark("quality_reference/{model}")
     conda:
         "../../envs/edgelaw.yaml"
-    threads: bench_threads()
+    threads: quality_threads()
+    resources:
+        slurm_partition=compute_partition,
     params:
         settings=quality_json(),
         code=code("quality-reference"),
@@ -40,7 +42,9 @@ rule quality:
         benchmark("quality/{model}/{quant}")
     conda:
         "../../envs/edgelaw.yaml"
-    threads: bench_threads()
+    threads: quality_threads()
+    resources:
+        slurm_partition=compute_partition,
     params:
         settings=quality_json(),
         code=code("quality"),

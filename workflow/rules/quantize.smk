@@ -12,6 +12,8 @@ rule quantize:
     conda:
         "../../envs/edgelaw.yaml"
     threads: CONFIG["quantize_threads"]
+    resources:
+        slurm_partition=compute_partition,
     params:
         scheme=scheme_json,
         code=code("quantize"),

@@ -24,6 +24,8 @@ rule report:
         benchmark("{device}/report")
     conda:
         "../../envs/edgelaw.yaml"
+    resources:
+        slurm_partition=compute_partition,
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.html),
         code=code("report"),

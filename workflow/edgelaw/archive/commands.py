@@ -51,7 +51,9 @@ def cmd_replay(a) -> None:
 
 
 def args_cross_device(p) -> None:
-    p.add_argument("archives", nargs="+")
+    p.add_argument("archives", nargs="*", help="archives of devices measured elsewhere")
+    p.add_argument("--devices", nargs="*", default=[],
+                   help="devices measured here: their results/{device}/ tables (a fleet's run)")
     p.add_argument("--out-dir", required=True)
 
 
@@ -60,5 +62,5 @@ def cmd_cross_device(a) -> None:
 
     from edgelaw.archive.cross_device import cross_device
 
-    cross_device([Path(p) for p in a.archives], Path(a.out_dir))
+    cross_device([Path(p) for p in a.archives], Path(a.out_dir), a.devices)
     say(f"cross-device report: {a.out_dir}/index.html")

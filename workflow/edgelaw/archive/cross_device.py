@@ -1,4 +1,5 @@
-"""Several devices' archives merged into one cross-device report.
+"""Several devices' results merged into one cross-device report: a fleet's devices measured in this run,
+and archives of devices measured elsewhere.
 
 Each archive is verified and unpacked into a temporary folder (never trusted blindly), its
 trade-off and law tables are tagged with the device they came from, and the merged tables, a figure
@@ -25,17 +26,23 @@ from edgelaw.report.page import markdown_table, write_html, write_summary  # noq
 from edgelaw.core import layout, tables  # noqa: E402
 
 
+def _tables(root: Path, device: str, files: set[str] | None, where: str) -> tuple[str, pd.DataFrame, pd.DataFrame, dict]:
+    """One device's host record, trade-offs and laws, under `root` at their places in the layout."""
+    host_json, trade_table, laws_table = (layout.fill(t, device=device) for t in (layout.HOST, layout.TRADEOFFS, layout.LAWS))
+    wanted = {host_json, trade_table, laws_table}
+    present = files if files is not None else {p for p in wanted if (root / p).is_file()}
+    if missing := sorted(wanted - present):
+        raise EdgelawError(f"{where}: lacks {missing}; archive a run that finished its laws job")
+    host = json.loads((root / host_json).read_text())
+    trade = pd.read_parquet(root / trade_table).assign(device=device)
+    laws = pd.read_parquet(root / laws_table).assign(device=device)
+    return device, trade, laws, host
+
+
 def _load(archive: Path, tmp: Path) -> tuple[str, pd.DataFrame, pd.DataFrame, dict]:
     dest = tmp / archive.name
     manifest = extract(archive, dest)
-    device = manifest.get("device")
-    host_json, trade_table, laws_table = (layout.fill(t, device=device) for t in (layout.HOST, layout.TRADEOFFS, layout.LAWS))
-    if missing := sorted({host_json, trade_table, laws_table} - set(manifest["files"])):
-        raise EdgelawError(f"{archive}: lacks {missing}; archive a run that finished its laws job")
-    host = json.loads((dest / host_json).read_text())
-    trade = pd.read_parquet(dest / trade_table).assign(device=device)
-    laws = pd.read_parquet(dest / laws_table).assign(device=device)
-    return device, trade, laws, host
+    return _tables(dest, manifest.get("device"), set(manifest["files"]), str(archive))
 
 
 def figure(trade: pd.DataFrame):
@@ -54,20 +61,23 @@ def figure(trade: pd.DataFrame):
     return fig
 
 
-def cross_device(archives: list[Path], out_dir: Path) -> None:
-    if len(archives) < 1:
-        raise EdgelawError("cross-device: give at least one archive")
-    loaded = []
+def cross_device(archives: list[Path], out_dir: Path, local: list[str] = (), root: Path = Path(".")) -> None:
+    """Merge the devices measured here (`local`: their results under `root`, as a fleet's run leaves
+    them) and the archives of devices measured elsewhere."""
+    if len(archives) + len(local) < 1:
+        raise EdgelawError("cross-device: give at least one archive or device")
+    loaded = [_tables(root, device, None, f"device {device} (results/{device}/)") for device in local]
     with tempfile.TemporaryDirectory() as tmp:
         for archive in archives:
             loaded.append(_load(archive, Path(tmp)))
     devices = [d for d, *_ in loaded]
     if len(set(devices)) != len(devices):
-        raise EdgelawError(f"cross-device: two archives of the same device ({devices}); keep one per device")
+        raise EdgelawError(f"cross-device: two results of the same device ({devices}); keep one per device (an "
+                           "archive of a device this run measures too is one too many)")
     trade = pd.concat([t for _, t, _, _ in loaded], ignore_index=True)
     laws = pd.concat([law for _, _, law, _ in loaded], ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prov = {"archives": [str(a) for a in archives], "devices": devices}
+    prov = {"archives": [str(a) for a in archives], "measured_here": list(local), "devices": devices}
     tables.write(trade, tables.CROSS_DEVICE_TRADEOFFS, out_dir / Path(layout.CROSS_DEVICE_TRADEOFFS).name, prov)
     tables.write(laws, tables.CROSS_DEVICE_LAWS, out_dir / Path(layout.CROSS_DEVICE_LAWS).name, prov)
     save(figure(trade), str(out_dir / layout.CROSS_DEVICE_FIGURE))

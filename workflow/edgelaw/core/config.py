@@ -84,13 +84,16 @@ _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 
 def _coerce_command_line(config: dict, schema: dict) -> None:
-    """`--config force_device=true` arrives as the string 'true': read it as the schema's type."""
+    """`--config force_device=true` arrives as the string 'true', `devices=x86,rpi5` as 'x86,rpi5': read
+    them as the schema's type."""
     for key, value in config.items():
         kinds = schema.get("properties", {}).get(key, {}).get("type")
         kinds = kinds if isinstance(kinds, list) else [kinds]
         if not isinstance(value, str):
             continue
-        if "boolean" in kinds and value.lower() in _TRUE | _FALSE:
+        if "array" in kinds and value.lower() not in {"null", "none"}:
+            config[key] = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+        elif "boolean" in kinds and value.lower() in _TRUE | _FALSE:
             config[key] = value.lower() in _TRUE
         elif "null" in kinds and value.lower() in {"null", "none", ""}:
             config[key] = None
@@ -117,6 +120,9 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
         problems += _check_vision(config)
     if not problems:
         problems += _check_comparisons(config, comparisons_given)
+    if not problems and config["devices"] and config["quality"]["per_device"]:
+        problems.append("quality.per_device: a fleet (devices) shares one quality folder, scored on the compute "
+                        "partition; set quality.per_device: false, or measure each device in a run of its own")
     if problems:
         raise EdgelawError("invalid config:\n  " + "\n  ".join(problems))
     return config
@@ -133,6 +139,16 @@ def _check_vision(config: dict) -> list[str]:
             if model.get(key) is not None:
                 problems.append(f"models.{name}.{key}: only a VLM has an image clamp; set models.{name}.mmproj or remove it")
     return problems
+
+
+def run_devices(config: dict) -> list[str]:
+    """The devices a run measures: its fleet (devices), else its one device."""
+    return list(config["devices"] or [config["device"]])
+
+
+def device_partition(config: dict, device: str) -> str:
+    """The SLURM partition of a device's nodes (cluster.partitions, else the partition of its name)."""
+    return config["cluster"]["partitions"].get(device, device)
 
 
 def model_workloads(config: dict, model: str) -> list[str]:

@@ -103,19 +103,73 @@ def suggest(host: dict, workflow_root: str | os.PathLike) -> str:
     return "auto"
 
 
-def resolve(name: str, workflow_root: str | os.PathLike, force: bool = False, host: dict | None = None) -> dict:
-    """The profile to run with; raise before any work if it does not match this host."""
+# The environment variable through which the workflow tells its jobs the checkout whose config/devices/
+# holds the profiles (a job names the profile that fits the host it landed on; the path is in no command
+# or param, so a moved checkout reruns nothing).
+ROOT_ENV = "EDGELAW_WORKFLOW_ROOT"
+# And whether the config says force_device: in no param either, so that setting it reruns nothing.
+FORCE_ENV = "EDGELAW_FORCE_DEVICE"
+
+# What makes two hosts the same kind of device: every job of a device runs on hosts alike in these (the
+# nodes of a partition differ in name, kernel and Python, not in these), and in memory within 5 %.
+SAME_KIND = ("system", "machine", "cpu", "board", "cores_logical", "cores_physical")
+MEMORY_TOLERANCE = 0.05
+
+
+def resolve(name: str, workflow_root: str | os.PathLike | None, force: bool = False, host: dict | None = None,
+            profile: dict | None = None) -> dict:
+    """The profile to measure with on this host (threads resolved); raise if it does not match this host.
+
+    Called by a measurement job on the node it runs on (`profile` is the loaded profile the workflow
+    passed it), or with the name of a profile in `workflow_root`'s config/devices/."""
     host = host or fingerprint()
-    profile = load_profile(name, workflow_root)
+    profile = dict(profile) if profile is not None else load_profile(name, workflow_root)
     problems = mismatches(profile, host)
     if problems and not force:
-        fit = suggest(host, workflow_root)
-        raise EdgelawError(
-            f"device profile {name!r} does not match this host: " + "; ".join(problems) + ".\n"
-            f"  The profile that fits this host is {fit!r}: run with --config device={fit}.\n"
-            f"  To measure under {name!r} anyway (results are labelled {name}), add --config force_device=true."
-        )
+        root = workflow_root or os.environ.get(ROOT_ENV)
+        fit = suggest(host, root) if root else None
+        where = f" (node {platform.node()}, SLURM job {os.environ['SLURM_JOB_ID']})" if os.environ.get("SLURM_JOB_ID") else ""
+        lines = [f"device profile {name!r} does not match this host{where}: " + "; ".join(problems) + "."]
+        if fit:
+            lines.append(f"The profile that fits this host is {fit!r}: run with --config device={fit}.")
+        if where:
+            lines.append(f"On a cluster: check that cluster.partitions maps {name} to a partition of {name} nodes.")
+        lines.append(f"To measure under {name!r} anyway (results are labelled {name}), add --config force_device=true.")
+        raise EdgelawError("\n  ".join(lines))
     threads = profile["threads"]
     profile["threads"] = host["cores_physical"] if threads == "auto" else threads
     profile["host_matches"] = not problems
     return profile
+
+
+def same_kind(earlier: dict, host: dict) -> list[str]:
+    """How `host` differs from the host of a device's earlier jobs (empty when it is the same kind)."""
+    out = [f"{key} is {host.get(key)!r}, earlier {earlier.get(key)!r}" for key in SAME_KIND
+           if earlier.get(key) != host.get(key)]
+    mem, was = host.get("memory_bytes") or 0, earlier.get("memory_bytes") or 0
+    if was and abs(mem - was) > MEMORY_TOLERANCE * was:
+        out.append(f"memory is {mem / 2**30:.1f} GiB, earlier {was / 2**30:.1f} GiB")
+    return out
+
+
+def check_device_host(device: str, profile: dict, force: bool, host_record: str | None = None,
+                      host: dict | None = None) -> dict:
+    """The device check of a measurement job, where it runs: the node matches the device's profile and
+    is the kind of host the device's earlier jobs (its host record) ran on. Returns the resolved profile."""
+    import json
+
+    host = host or fingerprint()
+    resolved = resolve(device, None, force=force, host=host, profile=profile)
+    if host_record and os.path.exists(host_record):
+        earlier = json.loads(Path(host_record).read_text()).get("host", {})
+        problems = same_kind(earlier, host)
+        if problems and not force:
+            raise EdgelawError(
+                f"device {device!r}: this host ({platform.node()}) is not the kind of host its earlier jobs ran on "
+                f"(recorded in {host_record}): " + "; ".join(problems) + ".\n"
+                f"  One device's results come from one kind of host. Measure this host as a device of its own "
+                f"(a profile in config/devices/, or --config device=auto in another working directory), or move "
+                f"results/{device}/ away to measure {device!r} again from scratch here.\n"
+                f"  To measure here under {device!r} anyway, add --config force_device=true."
+            )
+    return resolved
