@@ -112,3 +112,35 @@ def test_smollm2_perplexity_rises_as_bits_fall_and_stored_topk_kld_matches_exact
     assert ppl["Q2_K"] > ppl["Q8_0"] + se["Q2_K"] + se["Q8_0"]  # the ends differ well beyond the noise
     assert mean_kld["Q8_0"] < mean_kld["Q4_0"] < mean_kld["Q2_K"]
     assert top1["Q8_0"] > top1["Q4_0"] > top1["Q2_K"]
+
+
+def test_chunks_are_cut_as_llama_perplexity_cuts_them_with_and_without_bos(tmp_path, tiny_gguf):
+    """llama-perplexity tokenizes its -f text (less one final newline) with special tokens, so on a model
+    that adds BOS the token list starts with it; it cuts every n_ctx tokens of that list and sets each
+    chunk's first token to BOS. Chunk k > 0 therefore starts at text token k*n_ctx (its BOS standing in
+    for token k*n_ctx - 1), one token earlier than without a BOS; on a model without one, nothing moves."""
+    from edgelaw.core.llama import tokenize
+    from edgelaw.quality.jobs import QualitySettings, _token_chunks
+    from edgelaw.sources.synthetic import write
+
+    from conftest import TINY
+
+    eval_file = tmp_path / "eval.txt"
+    eval_file.write_bytes(EVAL.replace("\n", "\r\n").encode())  # llama.cpp reads the bytes: \r stays
+    s = QualitySettings.from_config(defaults("quality", {"n_ctx": 128, "n_chunks": 3, "eval_text": str(eval_file)}))
+    text = EVAL.replace("\n", "\r\n").removesuffix("\n")
+
+    write({**TINY, "add_bos": True}, tmp_path / "bos.gguf")
+    for gguf, adds_bos in [(tmp_path / "bos.gguf", True), (tiny_gguf, False)]:
+        scorer = Scorer(str(gguf), 128, 2, "model")
+        assert scorer.add_bos is adds_bos
+        plain = tokenize(scorer.vocab, text, add_special=False)
+        got = _token_chunks(scorer, s, "model")
+        if adds_bos:
+            bos = scorer.bos
+            assert got == [[bos] + plain[0:127], [bos] + plain[128:255], [bos] + plain[256:383]]
+            ref, _, _ = evaluate(scorer, got[1:2], 16)  # scored: the second half, less its first token
+            assert np.array_equal(ref.targets, plain[128 + 64:255])
+        else:
+            assert got == [plain[0:128], plain[128:256], plain[256:384]]
+        scorer.close()

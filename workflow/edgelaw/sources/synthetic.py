@@ -77,7 +77,7 @@ def _tensor(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> np.n
     return (0.02 * rng.standard_normal(shape, dtype=np.float32)).astype(np.float16)
 
 
-def _add_tokenizer(writer, gguf) -> int:
+def _add_tokenizer(writer, gguf, add_bos: bool) -> int:
     tok = load_shipped()
     n_normal = len(tok["tokens"]) - len(SPECIAL_TOKENS)
     types = [int(gguf.TokenType.NORMAL)] * n_normal + [int(gguf.TokenType.CONTROL)] * len(SPECIAL_TOKENS)
@@ -89,7 +89,7 @@ def _add_tokenizer(writer, gguf) -> int:
     eot = tok["tokens"].index("<|endoftext|>")
     writer.add_bos_token_id(eot)
     writer.add_eos_token_id(tok["tokens"].index("<|im_end|>"))
-    writer.add_add_bos_token(False)
+    writer.add_add_bos_token(add_bos)
     writer.add_chat_template(
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -117,7 +117,7 @@ def write(spec: dict, dest: str | os.PathLike) -> dict:
     if arch == "qwen2vl":
         writer.add_rope_dimension_sections(mrope_sections(spec["n_embd"] // spec["n_head"]))
     writer.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
-    n_vocab = _add_tokenizer(writer, gguf)
+    n_vocab = _add_tokenizer(writer, gguf, bool(spec.get("add_bos")))
     writer.add_vocab_size(n_vocab)
 
     write_tensors(writer, list(tensor_shapes(spec, n_vocab)), _tensor, spec["seed"])
