@@ -22,7 +22,7 @@ rule tasks:
         jsonl=task_inputs()["jsonl"],
     output:
         table=quality_path(layout.TASKS_TABLE),
-        items=quality_path(layout.TASK_ITEMS),
+        per_item=quality_path(layout.TASK_ITEMS),
     log:
         quality_log("{model}/tasks/{quant}"),
     benchmark:
@@ -37,4 +37,4 @@ rule tasks:
     shell:
         "python -m edgelaw --log {log} tasks --model {wildcards.model} --quant {wildcards.quant}"
         " --gguf {input.gguf} --quant-json {input.meta} --settings {params.settings:q}"
-        " --threads {threads} {params.wheel} --out-table {output.table} --out-items {output.items}"
+        " --threads {threads} {params.wheel} --out-table {output.table} --out-items {output.per_item}"

@@ -34,6 +34,10 @@ def _load(archive: Path, tmp: Path) -> tuple[str, pd.DataFrame, pd.DataFrame, di
         raise EdgelawError(f"{archive}: lacks {missing}; archive a run that finished its laws job")
     host = json.loads((dest / host_json).read_text())
     trade = pd.read_parquet(dest / trade_table).assign(device=device)
+    # An archive made before a column existed (e.g. the task accuracy's) has it empty here.
+    for f in tables.TRADEOFFS:
+        if f.name not in trade:
+            trade[f.name] = False if str(f.type) == "bool" else None
     laws = pd.read_parquet(dest / laws_table).assign(device=device)
     return device, trade, laws, host
 
