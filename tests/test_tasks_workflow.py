@@ -105,7 +105,8 @@ def test_task_jobs_tables_law_report_and_caching(workflow):
     # An unknown task or a missing file of documents stops before any job, with the fix named.
     workflow.write_config(tasks_config(arc_hard={}))
     proc = workflow.run("--dry-run", check=False)
-    assert proc.returncode != 0 and "unknown task 'arc_hard'; the known tasks are arc_easy" in proc.stderr
+    assert proc.returncode != 0 and "unknown task 'arc_hard'; the known tasks are arc_easy" in proc.stdout + proc.stderr
     workflow.write_config(tasks_config(piqa={"jsonl": "mine.jsonl"}))
     proc = workflow.run("--dry-run", check=False)
-    assert proc.returncode != 0 and "tasks.sets.piqa.jsonl: mine.jsonl is not a file; fix the path" in proc.stderr
+    assert (wd / "results/quality/tiny/tasks/F16.parquet").exists()  # nothing lost
+    assert proc.returncode != 0 and "tasks.sets.piqa.jsonl: mine.jsonl is not a file; fix the path" in proc.stdout + proc.stderr
