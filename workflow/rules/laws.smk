@@ -3,6 +3,7 @@ rule laws:
         runs=lambda wildcards: bench_outputs(layout.RUNS, wildcards.device),
         quality=quality_outputs(),
         answers=quality_outputs(layout.ANSWERS),
+        tasks=task_outputs(),
         quant_json=quantized(layout.QUANT_JSON),
         host=layout.HOST,
     output:
@@ -23,7 +24,7 @@ rule laws:
         code=code("laws"),
     shell:
         "python -m edgelaw --log {log} laws --runs {input.runs} --quality {input.quality}"
-        " --answers {input.answers} --quant-json {input.quant_json} --host {input.host}"
+        " --answers {input.answers} --tasks {input.tasks} --quant-json {input.quant_json} --host {input.host}"
         " --settings {params.settings:q} --comparisons {params.comparisons:q}"
         " --out-laws {output.laws} --out-tradeoffs {output.tradeoffs}"
         " --out-comparisons {output.comparisons}"

@@ -2,6 +2,7 @@ rule report:
     input:
         runs=lambda wildcards: bench_outputs(layout.RUNS, wildcards.device),
         quality=quality_outputs(),
+        tasks=task_outputs(),
         laws=layout.LAWS,
         tradeoffs=layout.TRADEOFFS,
         comparisons=layout.COMPARISONS,
@@ -31,5 +32,6 @@ rule report:
         code=code("report"),
     shell:
         "python -m edgelaw --log {log} report --runs {input.runs} --quality {input.quality}"
+        " --tasks {input.tasks}"
         " --laws {input.laws} --tradeoffs {input.tradeoffs} --comparisons {input.comparisons}"
         " --host {input.host} --out-dir {params.out_dir}"

@@ -35,6 +35,10 @@ def _tables(root: Path, device: str, files: set[str] | None, where: str) -> tupl
         raise EdgelawError(f"{where}: lacks {missing}; archive a run that finished its laws job")
     host = json.loads((root / host_json).read_text())
     trade = pd.read_parquet(root / trade_table).assign(device=device)
+    # An archive made before a column existed (e.g. the task accuracy's) has it empty here.
+    for f in tables.TRADEOFFS:
+        if f.name not in trade:
+            trade[f.name] = False if str(f.type) == "bool" else None
     laws = pd.read_parquet(root / laws_table).assign(device=device)
     return device, trade, laws, host
 

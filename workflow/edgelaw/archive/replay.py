@@ -78,7 +78,9 @@ def _refit(out_dir: Path, names: list[str], device: str) -> tuple:
     runs = read_many(members(layout.RUNS, device=device))
     quality = read_many(members(layout.QUALITY_TABLE, quality=quality_dir))
     answers = read_many(members(layout.ANSWERS, quality=quality_dir))
+    tasks = read_many(members(layout.TASKS_TABLE, quality=quality_dir))
     weights = weight_bytes(members(layout.QUANT_JSON))
     host = json.loads((out_dir / layout.fill(layout.HOST, device=device)).read_text())
-    fits, trade, comp, _ = derive(runs, quality, answers, weights, host, config["laws"], config["comparisons"])
+    fits, trade, comp, _ = derive(runs, quality, answers, weights, host, config["laws"], config["comparisons"],
+                              tasks)
     return fits, trade, comp

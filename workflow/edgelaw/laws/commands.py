@@ -11,6 +11,7 @@ def args_laws(p) -> None:
     p.add_argument("--runs", nargs="*", default=[])
     p.add_argument("--quality", nargs="*", default=[])
     p.add_argument("--answers", nargs="*", default=[])
+    p.add_argument("--tasks", nargs="*", default=[], help="task tables (one per model x scheme)")
     p.add_argument("--quant-json", nargs="*", default=[])
     p.add_argument("--host", required=True)
     p.add_argument("--settings", required=True, type=json_arg, help="the config's laws section as JSON")
@@ -28,8 +29,10 @@ def cmd_laws(a) -> None:
     fits, trade, comp, x_ref = derive(
         tables.read_many(a.runs), tables.read_many(a.quality), tables.read_many(a.answers),
         weight_bytes(a.quant_json), json.loads(open(a.host).read()), a.settings, a.comparisons,
+        tables.read_many(a.tasks),
     )
-    prov = record({"laws": a.settings, "comparisons": a.comparisons}, inputs=sorted(a.runs + a.quality), x_ref=x_ref)
+    prov = record({"laws": a.settings, "comparisons": a.comparisons}, inputs=sorted(a.runs + a.quality + a.tasks),
+                  x_ref=x_ref)
     tables.write(fits, tables.LAWS, a.out_laws, prov)
     tables.write(trade, tables.TRADEOFFS, a.out_tradeoffs, prov)
     tables.write(comp, tables.COMPARISONS, a.out_comparisons, prov)

@@ -25,6 +25,12 @@ FEWSHOT_SEED = 1234  # lm-eval's default --fewshot_seed
 # gsm8k.yaml: generation_kwargs.until, and lm-eval's default max_gen_toks
 GSM8K_UNTIL = ("Question:", "</s>", "<|im_end|>")
 MAX_GEN_TOKS = 256
+# lm-eval's num_fewshot per task where it is not 0 (gsm8k.yaml): the shots of a task whose config says null
+LM_EVAL_SHOTS = {"gsm8k": 5}
+
+
+def default_shots(task: str) -> int:
+    return LM_EVAL_SHOTS.get(task, 0)
 
 
 @dataclass

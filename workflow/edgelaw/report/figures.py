@@ -23,6 +23,7 @@ LABELS = {
     "cpu_core_s": "CPU (core-seconds above idle)", "mem_gb_s": "memory (GB-seconds)", "energy_j": "energy (J)",
     "peak_rss_bytes": "peak resident memory (MB)", "ppl": "perplexity", "top1_pct": "top-1 agreement (%)",
     "kld_mean": "mean KL divergence (nats)", "sem_base": "semantic similarity to base", "decode_tps": "decode tokens/s",
+    "task_acc": "mean task accuracy",
 }
 
 
@@ -127,22 +128,78 @@ def quality_vs_bpw(quality: pd.DataFrame, laws: pd.DataFrame):
     return fig
 
 
-def pareto(trade: pd.DataFrame):
-    data = trade.dropna(subset=["ppl"])
-    if data.empty:
-        return _empty("Pareto front", "needs the quality stage")
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ax.scatter(data["cpu_core_s"], data["ppl"], c=np.where(data["pareto_cpu"], "C3", "C0"))
+def _front_panel(ax, data: pd.DataFrame, cost: str, quality: str, flag: str, err=None) -> None:
+    colors = np.where(data[flag], "C3", "C0")
+    ax.errorbar(data[cost], data[quality], yerr=err, fmt="none", ecolor="0.6", capsize=2)
+    ax.scatter(data[cost], data[quality], c=colors, zorder=3)
     for _, r in data.iterrows():
         ax.annotate(f"{r['quant']}" if data["model"].nunique() == 1 else f"{r['model']}/{r['quant']}",
-                    (r["cpu_core_s"], r["ppl"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    front = data[data["pareto_cpu"]].sort_values("cpu_core_s")
-    ax.step(front["cpu_core_s"], front["ppl"], where="post", color="C3", lw=1, label="Pareto front")
-    ax.set_xlabel(f"CPU core-seconds per run ({int(data['x_ref'].iloc[0])} prompt tokens)")
-    ax.set_ylabel("perplexity (lower is better)")
+                    (r[cost], r[quality]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = data[data[flag]].sort_values(cost)
+    ax.step(front[cost], front[quality], where="post", color="C3", lw=1, label="Pareto front")
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title("Cost vs quality across models and schemes")
+
+
+def pareto(trade: pd.DataFrame):
+    ppl = trade.dropna(subset=["ppl", "cpu_core_s"]) if len(trade) else trade
+    acc = trade.dropna(subset=["task_acc", "energy_j"]) if "task_acc" in trade and len(trade) else trade.iloc[0:0]
+    if ppl.empty and acc.empty:
+        return _empty("Pareto fronts", "needs the quality stage or tasks")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
+    x_ref = int(trade["x_ref"].iloc[0])
+    if len(ppl):
+        _front_panel(left, ppl, "cpu_core_s", "ppl", "pareto_cpu")
+        left.set_xlabel(f"CPU core-seconds per run ({x_ref} prompt tokens)")
+        left.set_ylabel("perplexity (lower is better)")
+    else:
+        left.axis("off")
+        left.text(0.5, 0.5, "no perplexity (quality stage off)", ha="center", va="center")
+    left.set_title("CPU vs perplexity")
+    if len(acc):
+        _front_panel(right, acc, "energy_j", "task_acc", "pareto_energy", err=1.96 * acc["task_acc_se"])
+        right.set_xlabel(f"energy per run, J ({x_ref} prompt tokens)")
+        right.set_ylabel("mean task accuracy (higher is better; bars: 95%)")
+    else:
+        right.axis("off")
+        right.text(0.5, 0.5, "no task accuracy (tasks.sets empty)", ha="center", va="center")
+    right.set_title("Energy vs task accuracy")
+    fig.suptitle("Cost vs quality across models and schemes")
+    return fig
+
+
+def tasks_vs_bpw(tasks: pd.DataFrame, laws: pd.DataFrame):
+    """One panel per task x metric: accuracy with 95% bars against BPW, and the fitted hinge."""
+    if tasks.empty:
+        return _empty("Task accuracy vs bits per weight", "no task tables (tasks.sets is empty)")
+    panels = list(dict.fromkeys(zip(tasks["task"], tasks["metric"])))
+    ncol = min(4, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.5 * ncol, 3.6 * nrow), squeeze=False)
+    for ax, (task, metric) in zip(axes.flat, panels):
+        g = tasks[(tasks["task"] == task) & (tasks["metric"] == metric)]
+        for model, gm in g.sort_values("bpw").groupby("model"):
+            line = ax.errorbar(gm["bpw"], gm["value"], yerr=1.96 * gm["stderr"], fmt="o", ms=4, capsize=2,
+                               label=model)[0]
+            y = f"{task}/{metric}"
+            p = _law(laws, "task_vs_bpw", y, model)
+            if p:
+                xs = np.linspace(gm["bpw"].min(), gm["bpw"].max(), 200)
+                ax.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", lw=1, color=line.get_color())
+                ax.axvline(p["knee"], ls=":", color=line.get_color())
+                ci = laws[(laws["law"] == "task_vs_bpw") & (laws["y"] == y) & (laws["model"] == model)
+                          & (laws["param"] == "knee")]
+                if len(ci) and np.isfinite(ci["ci_low"].iloc[0]):
+                    ax.axvspan(ci["ci_low"].iloc[0], ci["ci_high"].iloc[0], alpha=0.1, color=line.get_color())
+        ax.set_title(f"{task} {metric} (n {int(g['n_items'].iloc[0])}, {g['split'].iloc[0]})", fontsize=9)
+        ax.set_xlabel("bits per weight")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Task accuracy vs bits per weight (bars: 95% over items; dotted: hinge threshold, band: its 95%)")
+    fig.tight_layout()
     return fig
 
 

@@ -58,7 +58,46 @@ def missing_lines(runs: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
-def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
+def task_accuracy_table(tasks: pd.DataFrame) -> str:
+    """model/scheme/BPW rows, one `value ± stderr` column per task/metric (the items scored in the
+    header), in markdown."""
+    df = tasks.assign(col=tasks["task"] + "/" + tasks["metric"] + " (n " + tasks["n_items"].astype(str) + ")",
+                      cell=[f"{v:.3f} ± {e:.3f}" for v, e in zip(tasks["value"], tasks["stderr"])])
+    wide = df.pivot_table(index=["model", "quant", "bpw"], columns="col", values="cell", aggfunc="first", sort=False)
+    wide = wide.reset_index().sort_values(["model", "bpw"], ascending=[True, False])
+    wide.columns.name = None
+    return markdown_table(wide.rename(columns={"quant": "scheme", "bpw": "BPW"}))
+
+
+def task_lines(tasks: pd.DataFrame, laws: pd.DataFrame) -> list[str]:
+    """The task accuracy section: the table, where the data came from, and the thresholds."""
+    if tasks.empty:
+        return []
+    lines = ["", "## Task accuracy against bits per weight (lm-evaluation-harness tasks)", "",
+             "Each task formatted and scored as lm-evaluation-harness 0.4 scores it, on a seeded sample of its "
+             "documents (the same items for every scheme); value ± standard error over the items (a 95% interval "
+             "is 1.96 standard errors: with a few dozen items it spans about ±0.3, so small differences between "
+             "schemes are noise).", "", task_accuracy_table(tasks), ""]
+    for task, g in tasks.groupby("task", sort=False):
+        r = g.iloc[0].to_dict()
+        note = f" {r['notes']}." if r["notes"] else ""
+        lines.append(f"- {task}: {int(r['n_items'])} of {int(r['n_docs'])} documents, {int(r['shots'])} shots, split "
+                     f"{r['split']} (lm-eval's: {r['lm_eval_split']}); {r['source']}, licence {r['licence']}.{note}")
+    knees = laws[(laws["law"] == "task_vs_bpw") & (laws["param"] == "knee")]
+    failed = laws[(laws["law"] == "task_vs_bpw") & laws["note"].str.startswith("not fitted")]
+    if len(knees) or len(failed):
+        lines += ["", "Thresholds (hinge of accuracy against BPW; the interval resamples schemes, so it does not "
+                  "carry the items' sampling error shown above):", ""]
+    for _, r in knees.iterrows():
+        note = f" Note: {r.note}." if r.note else ""
+        lines.append(f"- {r.model}: {r.y} is flat above {r.value:.2f} BPW (95% CI {_fmt(r.ci_low)} to "
+                     f"{_fmt(r.ci_high)}; R² {_fmt(r.r2, 2)}).{note}")
+    for _, r in failed.iterrows():
+        lines.append(f"- {r.model}: {r.y}: {r.note}.")
+    return lines
+
+
+def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFrame | None = None) -> list[str]:
     lines = [f"# edgelaw report: {host.get('device', '?')}", ""]
     h = host.get("host", {})
     bw = host.get("memory_bandwidth", {}).get("copy_gb_s")
@@ -87,13 +126,22 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict) -> list[str]:
         note = f" Note: {r.note}." if r.note else ""
         lines.append(f"- {r.model}: {r.y} is flat above {r.value:.2f} BPW and changes below it "
                      f"(95% CI {r.ci_low:.2f} to {r.ci_high:.2f}; R² {r.r2:.2f}).{note}")
+    lines += task_lines(tasks if tasks is not None else pd.DataFrame(), laws)
     if len(trade):
+        has_tasks = "task_acc" in trade and trade["task_acc"].notna().any()
         lines += ["", "## Trade-offs at one prompt length", "", markdown_table(trade[[
             c for c in ["model", "quant", "bpw", "cpu_core_s", "mem_gb_s", "energy_j", "peak_rss_bytes", "decode_tps",
-                        "roofline_fraction", "ppl", "top1_pct", "sem_base", "pareto_cpu"] if c in trade]])]
+                        "roofline_fraction", "ppl", "top1_pct", "sem_base", "task_acc", "task_acc_se", "pareto_cpu",
+                        "pareto_energy"]
+            if c in trade and (has_tasks or not c.startswith(("task_acc", "pareto_energy")))]])]
         front = trade[trade["pareto_cpu"]]
         if len(front):
             lines += ["", f"Pareto front (CPU vs perplexity): {', '.join(front['model'] + '/' + front['quant'])}."]
+        if has_tasks:
+            front = trade[trade["pareto_energy"]]
+            lines += ["", "`task_acc` is the mean of the tasks' headline metrics (`acc`; gsm8k's strict match), "
+                      "`task_acc_se` its standard error. Pareto front (energy vs task accuracy): "
+                      f"{', '.join(front['model'] + '/' + front['quant']) or 'none'}."]
         rf = trade["roofline_fraction"].dropna()
         if len(rf):
             lines += [f"Decode reaches {100 * rf.min():.0f}% to {100 * rf.max():.0f}% of the memory-bandwidth bound."]
@@ -168,13 +216,15 @@ def write_html(path: Path, lines: list[str], figure_dir: Path, title: str, figur
         tmp.write_text(page)
 
 
-def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict) -> None:
+def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFrame | None = None) -> None:
+    tasks = tasks if tasks is not None else pd.DataFrame()
     out_dir.mkdir(parents=True, exist_ok=True)
     bw = host.get("memory_bandwidth", {}).get("copy_gb_s")
     drawn = {
         "cost_vs_tokens": draw.cost_vs_tokens(runs, laws),
         "cost_vs_bpw": draw.cost_vs_bpw(trade, laws),
         "quality_vs_bpw": draw.quality_vs_bpw(quality, laws),
+        "tasks_vs_bpw": draw.tasks_vs_bpw(tasks, laws),
         "pareto": draw.pareto(trade),
         "roofline": draw.roofline(trade, bw),
         "comparisons": draw.comparisons(comp),
@@ -182,7 +232,7 @@ def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict) -> None:
     }
     for name, fig in drawn.items():
         draw.save(fig, str(out_dir / name))
-    lines = summary_lines(runs, quality, laws, trade, comp, host)
+    lines = summary_lines(runs, quality, laws, trade, comp, host, tasks)
     write_summary(out_dir / SUMMARY_FILE, lines)
     write_html(out_dir / HTML_FILE, lines, out_dir, f"edgelaw report: {host.get('device', '')}")
 

@@ -1,0 +1,112 @@
+"""Task accuracy through the real workflow on the tiny model: tables, law, trade-offs, report, caching."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from edgelaw.core import tables
+from edgelaw.quality.taskdata import SOURCES
+
+from conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+TASKS = {"arc_easy": {"items": 4}, "winogrande": {"items": 4}}
+SCHEMES = ["F16", "Q8_0", "Q4_K_M", "Q2_K"]  # four BPWs: a hinge needs four
+
+
+def tasks_config(**tasks):
+    config = tiny_config(tasks={"sets": {**TASKS, **tasks}})
+    config["schemes"] = {q: {"ftype": q} for q in SCHEMES}
+    config["bench"].update(prompt_tokens=[16], repetitions=1, warmup=0)
+    return config
+
+
+def test_task_jobs_tables_law_report_and_caching(workflow):
+    wd = workflow.workdir
+    config = tasks_config()
+    workflow.write_config(config)
+    workflow.run()
+    folder = wd / "results/quality/tiny/tasks"
+    tasks = tables.read_many([folder / f"{q}.parquet" for q in SCHEMES])
+    assert pq.read_schema(folder / "Q8_0.parquet").names == tables.TASKS.names
+    assert sorted(zip(tasks["quant"], tasks["task"], tasks["metric"])) == sorted(
+        (q, t, m) for q in SCHEMES for t, m in [("arc_easy", "acc"), ("arc_easy", "acc_norm"), ("winogrande", "acc")])
+    assert (tasks["n_items"] == 4).all() and (tasks["shots"] == 0).all() and (tasks["split"] == "validation").all()
+    assert set(tasks.loc[tasks["headline"], "metric"]) == {"acc"}
+    arc = tasks[tasks["task"] == "arc_easy"].iloc[0]
+    assert arc["n_docs"] == 570 and arc["licence"] == SOURCES["arc_easy"].licence
+    assert "lm-eval scores the test split" in arc["notes"]
+    meta = tables.provenance(folder / "Q2_K.parquet")
+    assert meta["gguf_sha256"] and [d["task"] for d in meta["data"]] == list(TASKS)
+    assert meta["config"]["tasks"]["sets"] == {k: {"items": 4, "shots": None, "jsonl": None} for k in TASKS}
+
+    items = tables.read_many([folder / "items" / f"{q}.parquet" for q in SCHEMES])
+    assert pq.read_schema(folder / "items/F16.parquet").names == tables.TASK_ITEMS.names
+    by_scheme = items.groupby("quant")
+    assert len(by_scheme) == 4 and all(len(g) == 8 for _, g in by_scheme)
+    # the same sampled items for every scheme, each with a log-likelihood per choice
+    assert len({tuple(zip(g["task"], g["item"])) for _, g in by_scheme}) == 1
+    n_choices = items["loglik"].map(lambda s: len(json.loads(s)))
+    assert (n_choices[items["task"] == "arc_easy"] >= 3).all() and (n_choices[items["task"] == "winogrande"] == 2).all()
+    assert (items["acc"] == (items["pred"] == items["gold"]).astype(float)).all()
+    for (quant, task), g in items.groupby(["quant", "task"]):
+        row = tasks[(tasks["quant"] == quant) & (tasks["task"] == task) & (tasks["metric"] == "acc")].iloc[0]
+        assert row["value"] == pytest.approx(g["acc"].mean())
+        assert row["stderr"] == pytest.approx(g["acc"].std(ddof=1) / 2, nan_ok=True)
+
+    laws = pd.read_parquet(wd / "results/auto/laws.parquet")
+    knees = laws[(laws["law"] == "task_vs_bpw") & (laws["param"] == "knee")]
+    assert set(knees["y"]) == {"arc_easy/acc", "arc_easy/acc_norm", "winogrande/acc"}
+    bpw = tasks["bpw"]
+    assert knees["value"].between(bpw.min(), bpw.max()).all() and (knees["n"] == 4).all()
+    assert all(sorted(json.loads(r)) == sorted(SCHEMES) for r in knees["rows"])
+
+    trade = pd.read_parquet(wd / "results/auto/tradeoffs.parquet").set_index("quant")
+    head = tasks[tasks["headline"]].groupby("quant")
+    np.testing.assert_allclose(trade.loc[SCHEMES, "task_acc"], head["value"].mean()[SCHEMES])
+    np.testing.assert_allclose(trade.loc[SCHEMES, "task_acc_se"],
+                               np.sqrt(head["stderr"].apply(lambda e: (e ** 2).sum()))[SCHEMES] / 2)
+    assert trade["pareto_energy"].any()
+
+    comp = pd.read_parquet(wd / "results/auto/comparisons.parquet")
+    for variant in ["Q8_0", "Q4_K_M"]:
+        for t, m in [("arc_easy", "acc"), ("arc_easy", "acc_norm"), ("winogrande", "acc")]:
+            b, v = (tasks[(tasks["quant"] == q) & (tasks["task"] == t) & (tasks["metric"] == m)].iloc[0]
+                    for q in ("F16", variant))
+            hit = comp[(comp["variant"] == f"tiny/{variant}") & (comp["metric"] == f"{t}/{m}")]
+            if b["value"] == 0:
+                assert hit.empty  # no % change from 0
+            else:
+                assert hit["change_pct"].iloc[0] == pytest.approx(100 * (v["value"] - b["value"]) / b["value"])
+
+    report = wd / "results/auto/report"
+    summary = (report / "summary.md").read_text()
+    assert "## Task accuracy against bits per weight" in summary
+    assert "arc_easy/acc (n 4)" in summary and "winogrande: 4 of 1267 documents, 0 shots" in summary
+    assert "task_acc" in summary and "Pareto front (energy vs task accuracy)" in summary
+    assert (report / "tasks_vs_bpw.png").stat().st_size > 10_000
+    assert 'id="tasks_vs_bpw"' in (report / "index.html").read_text()
+    assert workflow.dry_run_jobs() == {}
+
+    # The task config reruns the task jobs and what reads them, nothing else.
+    workflow.write_config(tasks_config(arc_easy={"items": 5}))
+    assert workflow.dry_run_jobs() == {"tasks": 4, "laws": 1, "report": 1, "all": 1}
+    workflow.write_config(tasks_config(piqa={"items": 3, "shots": 1}))
+    assert workflow.dry_run_jobs() == {"tasks": 4, "laws": 1, "report": 1, "all": 1}
+    # A model with quality off has no task jobs; the laws and the report lose its tables.
+    off = tasks_config()
+    off["models"]["tiny"]["quality"] = False
+    workflow.write_config(off)
+    assert workflow.dry_run_jobs() == {"laws": 1, "report": 1, "all": 1}
+    # An unknown task or a missing file of documents stops before any job, with the fix named.
+    workflow.write_config(tasks_config(arc_hard={}))
+    proc = workflow.run("--dry-run", check=False)
+    assert proc.returncode != 0 and "unknown task 'arc_hard'; the known tasks are arc_easy" in proc.stdout + proc.stderr
+    workflow.write_config(tasks_config(piqa={"jsonl": "mine.jsonl"}))
+    proc = workflow.run("--dry-run", check=False)
+    assert (wd / "results/quality/tiny/tasks/F16.parquet").exists()  # nothing lost
+    assert proc.returncode != 0 and "tasks.sets.piqa.jsonl: mine.jsonl is not a file; fix the path" in proc.stdout + proc.stderr
