@@ -29,7 +29,7 @@ rule tasks:
         benchmark("tasks/{model}/{quant}")
     conda:
         "../../envs/edgelaw.yaml"
-    threads: bench_threads()
+    threads: quality_threads()
     params:
         settings=tasks_json(),
         wheel=lambda wildcards, input: f"--wheel {input.wheel}" if input.wheel else "",
