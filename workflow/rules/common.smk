@@ -24,6 +24,7 @@ from edgelaw.core.jobs import prepare_environment
 from edgelaw.core.points import missing_in_tables
 from edgelaw.measure.settings import workload_settings
 from edgelaw.quality.evalset import check_inputs
+from edgelaw.sources import encoder
 from edgelaw.sources.file import user_files
 
 try:
@@ -40,6 +41,9 @@ try:
         user_files(CONFIG, _model)
         if _spec.get("mmproj"):
             user_files(CONFIG, _model, projector=True)
+    # The sentence encoder: a directory of the user's that is not there stops the run here too.
+    SEMANTIC = CONFIG["quality"]["enabled"] and CONFIG["quality"]["semantic"]
+    ENCODER_USER_FILES = encoder.user_files(CONFIG["quality"]["embedder"]) if SEMANTIC else []
 except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -169,6 +173,23 @@ def quality_json():
     return json.dumps(CONFIG["quality"], sort_keys=True)
 
 
+def encoder_spec_json():
+    return json.dumps(CONFIG["quality"]["embedder"], sort_keys=True)
+
+
+# The quality jobs' sentence encoder (converted by fetch_encoder), with quality.semantic only.
+ENCODER = {
+    "gguf": [layout.ENCODER_GGUF] if SEMANTIC else [],
+    "json": [layout.ENCODER_JSON] if SEMANTIC else [],
+}
+
+
+def encoder_args():
+    if not SEMANTIC:
+        return ""
+    return f"--encoder {layout.ENCODER_GGUF} --encoder-json {layout.ENCODER_JSON}"
+
+
 def quality_path(template):
     """A quality template in the configured quality folder, its other wildcards left open."""
     return layout.fill(template, quality=QUALITY_DIR)
@@ -227,6 +248,7 @@ def archived_files():
         layout.fill(layout.REFERENCE_ANSWERS, quality=QUALITY_DIR, model=m)
         for m in quality_models()
     ]
+    encoder_record = ENCODER["json"] if quality_models() else []
     derived = [layout.LAWS, layout.TRADEOFFS, layout.COMPARISONS]
     return (
         models
@@ -237,6 +259,7 @@ def archived_files():
         + quality_outputs()
         + quality_outputs(layout.ANSWERS)
         + reference
+        + encoder_record
         + [device_path(t) for t in derived]
         + layout.report_files(DEVICE_NAME)
     )
