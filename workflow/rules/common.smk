@@ -43,7 +43,9 @@ try:
             user_files(CONFIG, _model, projector=True)
     # The sentence encoder: a directory of the user's that is not there stops the run here too.
     SEMANTIC = CONFIG["quality"]["enabled"] and CONFIG["quality"]["semantic"]
-    ENCODER_USER_FILES = encoder.user_files(CONFIG["quality"]["embedder"]) if SEMANTIC else []
+    ENCODER_USER_FILES = (
+        encoder.user_files(CONFIG["quality"]["embedder"]) if SEMANTIC else []
+    )
 except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
