@@ -37,7 +37,7 @@ def main() -> None:
         out = Path(tmp.name)
         materialize(defaults("quality")["embedder"], out / "encoder.gguf", out / "encoder.json")
         encoder = Encoder.checked(str(out / "encoder.gguf"), str(out / "encoder.json"))
-    embedder = Embedder(encoder.gguf, 2, encoder.record["max_seq_length"])
+    embedder = Embedder(encoder.gguf, 1, encoder.record["max_seq_length"])
 
     if FIXTURE.exists():
         ref = np.load(FIXTURE)

@@ -56,7 +56,7 @@ def test_a_directory_converts_as_the_package_does_and_is_left_as_it_was(minilm_d
     assert record["source"]["weights_sha256"] == {"model.safetensors": MINILM["sha256"]}
     assert {p.name: p.stat().st_mtime_ns for p in minilm_dir.rglob("*")} == before
     enc = Encoder.checked(str(tmp_path / "encoder.gguf"), str(tmp_path / "encoder.json"))
-    e = Embedder(enc.gguf, 2, enc.record["max_seq_length"])
+    e = Embedder(enc.gguf, 1, enc.record["max_seq_length"])
     try:
         got = e.encode(["The capital of France is Paris.", "At sea level, water boils at 100 degrees Celsius."])
     finally:

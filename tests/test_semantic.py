@@ -34,7 +34,7 @@ def minilm(tmp_path_factory) -> Encoder:
 
 @pytest.fixture(scope="module")
 def embedder(minilm):
-    e = Embedder(minilm.gguf, 2, minilm.record["max_seq_length"])
+    e = Embedder(minilm.gguf, 1, minilm.record["max_seq_length"])
     yield e
     e.close()
 

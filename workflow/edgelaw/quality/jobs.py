@@ -114,22 +114,24 @@ def reference(model: str, base_gguf: str, s: QualitySettings, threads: int, out_
                           "top_k": k, "n_chunks": n_chunks})
     prompts = _prompts(s)
     answers, answer_s = _answer(base_gguf, prompts, s, threads, what)
-    rows = _answer_rows(model, "base", prompts, answers, s, [a.text for a in answers], encoder, threads)
+    rows = _answer_rows(model, "base", prompts, answers, s, [a.text for a in answers], encoder)
     tables.write(rows, tables.ANSWERS, out_answers, provenance)
     ppl, err = perplexity(ref.nll)
     say(f"{what}: perplexity {ppl:.3f} ± {err:.3f} over {len(ref.nll)} tokens ({seconds:.0f} s); "
         f"{len(answers)} answers ({answer_s:.0f} s)")
 
 
-def _answer_rows(model, quant, prompts, answers, s: QualitySettings, base_texts: list[str], encoder: Encoder | None,
-                 threads: int) -> pd.DataFrame:
+def _answer_rows(model, quant, prompts, answers, s: QualitySettings, base_texts: list[str],
+                 encoder: Encoder | None) -> pd.DataFrame:
     from edgelaw.quality.semantic import Embedder, cosine_rows, trimmed
 
     cols = {c: [] for c in tables.ANSWERS.names}
     if prompts:
         if encoder is None:
             raise EdgelawError("quality.semantic is on but the job was given no sentence encoder (--encoder)")
-        embedder = Embedder(encoder.gguf, threads, encoder.record["max_seq_length"])
+        # One thread: a text is a few dozen tokens, too little work to share (two threads were 5x slower
+        # than one on a busy 2-core host, spinning at ggml's barriers).
+        embedder = Embedder(encoder.gguf, 1, encoder.record["max_seq_length"])
         try:
             texts = [a.text for a in answers]
             e_ans = embedder.encode(texts)
@@ -163,7 +165,7 @@ def score(model: str, quant: str, gguf: str, quant_meta: dict, s: QualitySetting
     if prompts and [p.id for p in prompts if p.id not in base_by_id]:
         raise EdgelawError(f"{ref_answers} does not answer every prompt of the set; rerun the quality_reference job")
     answers, answer_s = _answer(gguf, prompts, s, threads, what)
-    rows = _answer_rows(model, quant, prompts, answers, s, [base_by_id[p.id] for p in prompts], encoder, threads)
+    rows = _answer_rows(model, quant, prompts, answers, s, [base_by_id[p.id] for p in prompts], encoder)
     tables.write(rows, tables.ANSWERS, out_answers, provenance)
 
     row = _quality_row(model, quant, quant_meta, s, ref, own, kld, same, n_chunks, int(meta["top_k"]), rows, base)
