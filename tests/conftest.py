@@ -79,7 +79,7 @@ def tiny_gguf(tmp_path_factory) -> Path:
     return path
 
 
-# A small quality stage; most tests switch it off (its embedder takes seconds to load per job).
+# A small quality stage; most tests switch it off (its jobs take seconds each).
 TINY_QUALITY = {"n_ctx": 128, "n_chunks": 3, "max_answer_tokens": 8}
 
 

@@ -49,3 +49,17 @@ def test_the_installed_wheel_validates_a_config_outside_the_checkout(wheel, tmp_
     out = subprocess.run([python, "-m", "edgelaw", "validate-config", str(ROOT / "config/config.yaml")],
                          capture_output=True, text=True, cwd=tmp_path, env=clean)
     assert out.returncode == 0 and "valid" in out.stdout, out.stderr
+
+
+def test_the_conda_environment_pins_what_requirements_txt_pins():
+    """envs/edgelaw.yaml repeats requirements.txt (Snakemake does not carry a `-r` file along with a conda
+    environment), less Snakemake itself, which runs the rules rather than inside them; and neither pulls in
+    a deep-learning framework."""
+    import yaml
+
+    pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    env = yaml.safe_load((ROOT / "envs/edgelaw.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert sorted(pip) == sorted(p for p in pins if not p.startswith("snakemake"))
+    assert not [p for p in pins + pip if p.split("=")[0].split("<")[0] in {"torch", "transformers", "sentence-transformers"}]

