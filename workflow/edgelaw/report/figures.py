@@ -101,6 +101,19 @@ def cost_vs_bpw(trade: pd.DataFrame, laws: pd.DataFrame):
     return fig
 
 
+def _hinge_fit(ax, laws: pd.DataFrame, law: str, y: str, model: str, bpw: pd.Series, color) -> None:
+    """A threshold law's fitted hinge over the data's BPW range, its knee, and the knee's 95% interval."""
+    p = _law(laws, law, y, model)
+    if not p:
+        return
+    xs = np.linspace(bpw.min(), bpw.max(), 200)
+    ax.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", lw=1, color=color)
+    ax.axvline(p["knee"], ls=":", color=color)
+    ci = laws[(laws["law"] == law) & (laws["y"] == y) & (laws["model"] == model) & (laws["param"] == "knee")]
+    if len(ci) and np.isfinite(ci["ci_low"].iloc[0]):
+        ax.axvspan(ci["ci_low"].iloc[0], ci["ci_high"].iloc[0], alpha=0.1, color=color)
+
+
 def quality_vs_bpw(quality: pd.DataFrame, laws: pd.DataFrame):
     if quality.empty:
         return _empty("Quality vs bits per weight", "no quality tables (quality.enabled: false)")
@@ -110,15 +123,7 @@ def quality_vs_bpw(quality: pd.DataFrame, laws: pd.DataFrame):
         for ax, m in zip(axes, metrics):
             err = g["ppl_se"] if m == "ppl" else (g["top1_pct_se"] if m == "top1_pct" else None)
             line = ax.errorbar(g["bpw"], g[m], yerr=err, fmt="o", ms=4, capsize=2, label=model)[0]
-            p = _law(laws, "quality_vs_bpw", m, model)
-            if p:
-                xs = np.linspace(g["bpw"].min(), g["bpw"].max(), 200)
-                ax.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", lw=1, color=line.get_color())
-                ax.axvline(p["knee"], ls=":", color=line.get_color())
-                ci = laws[(laws["law"] == "quality_vs_bpw") & (laws["y"] == m) & (laws["model"] == model)
-                          & (laws["param"] == "knee")]
-                if len(ci):
-                    ax.axvspan(ci["ci_low"].iloc[0], ci["ci_high"].iloc[0], alpha=0.1, color=line.get_color())
+            _hinge_fit(ax, laws, "quality_vs_bpw", m, model, g["bpw"], line.get_color())
     for ax, m in zip(axes, metrics):
         ax.set_xlabel("bits per weight")
         ax.set_ylabel(LABELS[m])
@@ -181,16 +186,7 @@ def tasks_vs_bpw(tasks: pd.DataFrame, laws: pd.DataFrame):
         for model, gm in g.sort_values("bpw").groupby("model"):
             line = ax.errorbar(gm["bpw"], gm["value"], yerr=1.96 * gm["stderr"], fmt="o", ms=4, capsize=2,
                                label=model)[0]
-            y = f"{task}/{metric}"
-            p = _law(laws, "task_vs_bpw", y, model)
-            if p:
-                xs = np.linspace(gm["bpw"].min(), gm["bpw"].max(), 200)
-                ax.plot(xs, hinge(xs, p["knee"], p["level"], p["slope"]), "-", lw=1, color=line.get_color())
-                ax.axvline(p["knee"], ls=":", color=line.get_color())
-                ci = laws[(laws["law"] == "task_vs_bpw") & (laws["y"] == y) & (laws["model"] == model)
-                          & (laws["param"] == "knee")]
-                if len(ci) and np.isfinite(ci["ci_low"].iloc[0]):
-                    ax.axvspan(ci["ci_low"].iloc[0], ci["ci_high"].iloc[0], alpha=0.1, color=line.get_color())
+            _hinge_fit(ax, laws, "task_vs_bpw", f"{task}/{metric}", model, gm["bpw"], line.get_color())
         ax.set_title(f"{task} {metric} (n {int(g['n_items'].iloc[0])}, {g['split'].iloc[0]})", fontsize=9)
         ax.set_xlabel("bits per weight")
         ax.set_ylabel("accuracy")
