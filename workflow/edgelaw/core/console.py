@@ -8,7 +8,8 @@ progress and errors still reach the terminal.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+import time
+from typing import Callable, TextIO
 
 _log: TextIO | None = None
 
@@ -54,3 +55,17 @@ def json_arg(text: str):
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+
+
+def every_so_often(line: Callable[[int, int], str], total: int, seconds: float = 10.0) -> Callable[[int], None]:
+    """A progress callback for long work in steps: says `line(done, total)` at most once every `seconds`,
+    and always at the last step."""
+    last = [time.monotonic()]
+
+    def report(done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] > seconds or done == total:
+            say(line(done, total))
+            last[0] = now
+
+    return report

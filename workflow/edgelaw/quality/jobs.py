@@ -19,7 +19,7 @@ from edgelaw.core.atomic import atomic_path
 from edgelaw.core.errors import EdgelawError
 from edgelaw.quality.evalset import Prompt, input_paths, read_eval_text, read_prompts
 from edgelaw.quality.logprobs import BaseReference, Scorer, evaluate, perplexity
-from edgelaw.core.console import say
+from edgelaw.core.console import every_so_often, say
 from edgelaw.core.config import SectionSettings
 
 
@@ -76,22 +76,10 @@ def _score(gguf: str, s: QualitySettings, threads: int, what: str, reference: Ba
     k = min(s.top_k, scorer.n_vocab)
     t0 = time.monotonic()
     try:
-        result = evaluate(scorer, token_chunks, k, reference, progress=_progress(what, len(token_chunks)))
+        result = evaluate(scorer, token_chunks, k, reference, progress=every_so_often(lambda done, n: f"{what}: scored chunk {done}/{n}", len(token_chunks)))
     finally:
         scorer.close()
     return result, len(token_chunks), k, time.monotonic() - t0
-
-
-def _progress(what: str, total: int):
-    last = [time.monotonic()]
-
-    def report(done: int) -> None:
-        now = time.monotonic()
-        if now - last[0] > 10 or done == total:
-            say(f"{what}: scored chunk {done}/{total}")
-            last[0] = now
-
-    return report
 
 
 def _answer(gguf: str, prompts: list[Prompt], s: QualitySettings, threads: int, what: str):

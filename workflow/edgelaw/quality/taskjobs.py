@@ -17,7 +17,7 @@ import pandas as pd
 
 from edgelaw.core import tables
 from edgelaw.core.config import SectionSettings
-from edgelaw.core.console import say
+from edgelaw.core.console import every_so_often, say
 from edgelaw.core.hashing import sha256_file
 from edgelaw.quality import taskdata, taskformat, taskmetrics
 from edgelaw.quality.taskscore import TaskScorer
@@ -55,18 +55,6 @@ def _item_rows(model: str, quant: str, per_item: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _progress(what: str, total: int):
-    last = [time.monotonic()]
-
-    def report(done: int) -> None:
-        now = time.monotonic()
-        if now - last[0] > 10 or done == total:
-            say(f"{what}: {done}/{total} items")
-            last[0] = now
-
-    return report
-
-
 def run(model: str, quant: str, gguf: str, bpw: float | None, s: TaskSettings, threads: int, wheel: Path | None,
         out_table: str, out_items: str, provenance: dict) -> pd.DataFrame:
     what = f"model {model}, scheme {quant}"
@@ -79,7 +67,7 @@ def run(model: str, quant: str, gguf: str, bpw: float | None, s: TaskSettings, t
             indices = taskformat.sample_indices(len(data.docs), spec.get("items"), s.seed)
             built = taskformat.build(data, indices, n_shots)
             t0 = time.monotonic()
-            per_item = taskmetrics.score_items(scorer, built, _progress(f"{what}, {name}", len(built)))
+            per_item = taskmetrics.score_items(scorer, built, every_so_often(lambda done, n: f"{what}, {name}: {done}/{n} items", len(built)))
             seconds = time.monotonic() - t0
             summary = taskmetrics.summarize(per_item)
             p = data.provenance
