@@ -94,6 +94,20 @@ def test_a_short_run_is_judged_over_a_longer_window_but_not_before_the_model_loa
     assert other_share(df, 1.45, 1.5, 0.8, floor=1.2) == pytest.approx(0.1)  # not before the load ended
 
 
+def test_a_short_spell_in_a_long_run_is_caught_by_its_busiest_window():
+    from edgelaw.measure.disturbance import other_share, peak_share
+
+    df = frame(busy_rate=1.0, worker_rate=1.0, seconds=10.0)  # nothing else but a full core for 0.6 s at 4 s
+    spell = (df["t"] - 4.0).clip(0.0, 0.6)
+    df["sys_busy_s"] = df["sys_busy_s"] + spell
+    mean = other_share(df, 0.0, 10.0, 0.5, floor=0.0)
+    assert mean == pytest.approx(0.06, abs=1e-6)  # below any sensible mean threshold
+    assert peak_share(df, 0.0, 10.0, 1.0, floor=0.0) == pytest.approx(0.6, abs=0.02)
+    assert peak_share(df, 0.0, 10.0, 2.0, floor=0.0) == pytest.approx(0.3, abs=0.01)
+    assert peak_share(df, 0.0, 3.0, 1.0, floor=0.0) == pytest.approx(0.0, abs=1e-9)  # the spell came later
+    assert peak_share(df, 3.8, 4.4, 1.0, floor=0.0) == pytest.approx(other_share(df, 3.8, 4.4, 1.0, 0.0))
+
+
 def test_a_point_measured_again_keeps_its_place_and_says_so():
     point = {"run_id": "x64-r1", "point_id": "x64-r1", "attempt": 0, "x": 64, "rep": 1, "warmup": False}
     second = again(point)

@@ -67,6 +67,7 @@ RUNS = pa.schema([
     ("attempt", pa.int64()),
     ("other_core_s", pa.float64()),
     ("other_cores", pa.float64()),
+    ("other_cores_peak", pa.float64()),
     ("steal_core_s", pa.float64()),
     ("busiest_pid", pa.int64()),
     ("busiest_name", pa.string()),

@@ -5,7 +5,8 @@ CPU less the worker's and this process's own (the sampler and the controller), a
 counters, so a window's CPU is exact however the samples fall. The idle baseline must be quiet (other
 processes below `idle_max_other_cores`, without bursts), or it is taken again; what other processes still
 used over it is the host's background (a kernel thread, a daemon). A run whose other processes took
-more than `max_other_cores` above that background is `disturbed`: it stays in the runs table, is left
+more than `max_other_cores` above that background, or more than `max_peak_other_cores` over its busiest
+`peak_window_seconds`, is `disturbed`: it stays in the runs table, is left
 out of every fit, and the point is measured again once the host is quiet (`retries` times at most). Which process it was comes from psutil: the CPU each process used between two snapshots.
 """
 
@@ -27,6 +28,8 @@ class DisturbanceSettings(SectionSettings):
     """bench.disturbance of the validated config (defaults and their calibration: the schema)."""
 
     max_other_cores: float
+    max_peak_other_cores: float
+    peak_window_seconds: float
     min_window_seconds: float
     idle_max_other_cores: float
     idle_max_spread_cores: float
@@ -59,6 +62,17 @@ def other_share(df: pd.DataFrame, start: float, end: float, min_window: float, f
     t0 = min(start, max(end - min_window, floor))
     other, _ = window_cpu(df, t0, end)
     return other / (end - t0)
+
+
+def peak_share(df: pd.DataFrame, start: float, end: float, window: float, floor: float) -> float:
+    """Other processes' CPU over the busiest `window` seconds of the run, in cores (windows start every
+    tenth of a window; a run no longer than `window` is judged whole, as `other_share` judges it). A
+    spell of another process that a long run averages away still starves one of llama.cpp's threads while
+    it lasts, and the others spin at the next barrier: the run's cost is off by more than the spell."""
+    if end - start <= window:
+        return other_share(df, start, end, window, floor)
+    starts = np.append(np.arange(start, end - window, window / 10), end - window)
+    return max(window_cpu(df, t0, t0 + window)[0] for t0 in starts) / window
 
 
 @dataclass(frozen=True)
@@ -209,12 +223,18 @@ class RunJudge:
         _wait_for_sample_after(self.sampler, run.end)
         span = max(run.end - run.start, self.s.min_window_seconds)
         recent = self.sampler.frame(last=int((span + 1.0) / self.sampler.period) + 8)
-        cores = other_share(recent, run.start, run.end, self.s.min_window_seconds, self.timeline.loads[-1].end)
+        floor = self.timeline.loads[-1].end
+        excess = other_share(recent, run.start, run.end, self.s.min_window_seconds, floor) - self.background
+        peak = peak_share(recent, run.start, run.end, self.s.peak_window_seconds, floor) - self.background
         after = self.census.snapshot()
         culprit = self.census.busiest(self.before, after, {worker_pid})
         self.before = after
-        excess = cores - self.background
-        why = f"{excess:.2f} core used by {blame(culprit, excess)}" if excess > self.s.max_other_cores else None
+        why = None
+        if excess > self.s.max_other_cores:
+            why = f"{excess:.2f} core used by {blame(culprit, excess)}"
+        elif peak > self.s.max_peak_other_cores:
+            why = (f"{peak:.2f} core used over its busiest {self.s.peak_window_seconds:g} s by "
+                   f"{blame(culprit, excess)}")
         self.timeline.judge(point["run_id"], {"pid": culprit.pid, "name": culprit.name, "cores": culprit.cores}, why)
         if why is None:
             return None
