@@ -154,7 +154,8 @@ def bottleneck_lines(neck: pd.DataFrame, x_ref: int | None) -> list[str]:
         g = at[at["model"] == model]
         rf = ", ".join(f"{r.quant} {100 * r.roofline_fraction:.0f}%" for r in g.itertuples()
                        if pd.notna(r.roofline_fraction))
-        lines.append(f"- {model} ({g['n_params'].iloc[0] / 1e6:,.0f}M parameters, {_mb(g['weight_bytes'].median())}): "
+        params = g["n_params"].iloc[0]
+        lines.append(f"- {model} ({params / 1e6:,.0f}M parameters, {_mb(g['weight_bytes'].median())}): "
                      f"roofline fraction {_pct(g['roofline_fraction'].median())}; prefill takes "
                      f"{_pct(g['prefill_time_share'].median())} of the request's time and "
                      f"{_pct(g['prefill_cpu_share'].median())} of its CPU. Per scheme: {rf or 'no bandwidth'}.")
@@ -201,9 +202,14 @@ def _pct(v) -> str:
     return "n/a" if pd.isna(v) else f"{100 * v:.0f}%"
 
 
+def _floats(neck: pd.DataFrame) -> pd.DataFrame:
+    """The bottleneck table with its counts as plain floats (a missing size is NaN, not pandas' NA)."""
+    return neck.astype({"n_params": float, "weight_bytes": float}) if len(neck) else neck
+
+
 def lines(cross: pd.DataFrame, neck: pd.DataFrame, trade: pd.DataFrame) -> list[str]:
     x_ref = int(trade["x_ref"].iloc[0]) if len(trade) else None
-    return crossover_lines(cross, trade, neck) + bottleneck_lines(neck, x_ref)
+    return crossover_lines(cross, trade, neck) + bottleneck_lines(_floats(neck), x_ref)
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -275,4 +281,4 @@ def draw(cross: pd.DataFrame, neck: pd.DataFrame, trade: pd.DataFrame) -> dict:
     """The section's figures by their names in edgelaw.core.layout.FIGURES."""
     x_ref = int(trade["x_ref"].iloc[0]) if len(trade) else None
     return {"accuracy_vs_weight_bytes": accuracy_vs_weight_bytes(trade),
-            "bottleneck_vs_size": bottleneck_vs_size(neck, x_ref)}
+            "bottleneck_vs_size": bottleneck_vs_size(_floats(neck), x_ref)}
