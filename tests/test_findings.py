@@ -215,13 +215,15 @@ def test_report_says_where_the_crossover_lies_and_whether_the_bottleneck_moves(t
     assert "Pairs with the larger model's weights at or below the smaller model's: 3" in text
     assert "larger model better in 1 (interval above 0), smaller model better in 1" in text
     assert "large/Q4_K_M (180 MB) vs small/Q8_0 (200 MB): 70.0% vs 40.0%, +30.0 points" in text
-    assert "The frontier never passes from a smaller model to a larger one" not in text
+    # The frontier is large/Q2_K (90 MB, 12%) then large/Q4_K_M: the larger model holds it at every size.
+    assert "The frontier never passes from a smaller model to a larger one as size rises: it is held by large " in text
     assert "As study B found" in text and "Q4_K_M: small 30% → large 72%" in text
     # A frontier that does pass to the larger model: make the small model's cheapest scheme the best small one.
     trade = trade_table()
     trade.loc[(trade["model"] == "small") & (trade["quant"] == "Q4_K_M"), ["weight_bytes", "task_acc"]] = [50e6, 0.3]
     text = "\n".join(report.crossover_lines(cross, trade, neck))
-    assert "at 180 MB, large/Q4_K_M (70.0%) takes over from small/Q4_K_M" in text
+    assert "at 180 MB, large/Q4_K_M (70.0%) takes over from small/Q4_K_M" in text and "never passes" not in text
+    assert "How sure the crossover at 180 MB is: large/Q4_K_M against the 1 smaller-model configurations" in text
     for name, fig in report.draw(cross, neck, trade).items():
         fig.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000

@@ -64,8 +64,9 @@ def crossover_lines(cross: pd.DataFrame, trade: pd.DataFrame, neck: pd.DataFrame
             f"at {_mb(r.weight_bytes)}, {r.model}/{r.quant} ({_acc(r.task_acc)}) takes over from {r.after}"
             for r in ups) + ".")
     else:
-        lines.append("The frontier never passes from a smaller model to a larger one: at every size measured, "
-                     "a configuration of a smaller model is as accurate as any larger model's that fits.")
+        held = ", ".join(dict.fromkeys(steps["model"]))
+        lines.append(f"The frontier never passes from a smaller model to a larger one as size rises: it is held "
+                     f"by {held} throughout.")
     if downs:
         lines.append("It passes back to a smaller model at: " + "; ".join(
             f"{_mb(r.weight_bytes)} ({r.model}/{r.quant} after {r.after})" for r in downs) + ".")
