@@ -177,6 +177,13 @@ def test_bottleneck_table_has_the_roofline_fraction_and_the_prefill_split():
     assert small["n_params"] == 100_000_000 and small["weight_bytes"] == 100_000_000
     large = neck[(neck["model"] == "large") & (neck["x"] == 64)].iloc[0]
     assert large["roofline_fraction"] == pytest.approx(40 * 0.18 / 10) and large["prefill_cpu_share"] == pytest.approx(0.5)
+    # A CPU AUC below 0 (the idle baseline above a tiny run's own use) gives no share for that run.
+    noisy = bottleneck_runs()
+    noisy.loc[noisy["run_id"] == "large-Q4_K_M-64-0", "cpu_core_s_prefill"] = -0.01
+    cell = findings.bottleneck(noisy, SIZES, 10.0).query("model == 'large' and x == 64").iloc[0]
+    assert cell["prefill_cpu_share"] == pytest.approx(0.5) and cell["n_runs"] == 3
+    noisy.loc[noisy["model"] == "large", "cpu_core_s_decode"] = -0.01
+    assert np.isnan(findings.bottleneck(noisy, SIZES, 10.0).query("model == 'large'").iloc[0]["prefill_cpu_share"])
     # No measured bandwidth: no fraction, the split still stands.
     bare = findings.bottleneck(bottleneck_runs(), SIZES, None)
     assert bare["roofline_fraction"].isna().all() and bare["prefill_cpu_share"].notna().all()

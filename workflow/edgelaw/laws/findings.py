@@ -179,8 +179,8 @@ def frontier_steps(df: pd.DataFrame, size: str = SIZE, acc: str = "task_acc") ->
 def bottleneck(runs: pd.DataFrame, size_table: pd.DataFrame, bandwidth_gb_s: float | None) -> pd.DataFrame:
     """One row per model x scheme x prompt length of the token sweep's `ok` runs: decode tok/s, the roofline
     fraction, and the prefill's share of the request's time (`ttft_s / (t_end - t_start)`) and CPU
-    (`cpu_core_s_prefill / (cpu_core_s_prefill + cpu_core_s_decode)`), each a mean over the runs with
-    its standard error."""
+    (`cpu_core_s_prefill / (cpu_core_s_prefill + cpu_core_s_decode)`, null for a run where either is
+    below 0), each a mean over the runs with its standard error."""
     cols = tables.BOTTLENECK.names
     tokens = runs[(runs["status"] == "ok") & (runs["workload"] == "tokens")] if len(runs) else runs
     if tokens.empty:
@@ -191,8 +191,10 @@ def bottleneck(runs: pd.DataFrame, size_table: pd.DataFrame, bandwidth_gb_s: flo
                               if bandwidth_gb_s else np.nan)
     wall = t["t_end"] - t["t_start"]
     t["prefill_time_share"] = t["ttft_s"] / wall.where(wall > 0)
-    cpu = t["cpu_core_s_prefill"] + t["cpu_core_s_decode"]
-    t["prefill_cpu_share"] = t["cpu_core_s_prefill"] / cpu.where(cpu > 0)
+    # The CPU AUCs are above the idle baseline: on a short run of a tiny model one can come out below 0
+    # (noise), and a share of such a split means nothing, so it is left null.
+    pre, dec = t["cpu_core_s_prefill"], t["cpu_core_s_decode"]
+    t["prefill_cpu_share"] = (pre / (pre + dec)).where((pre >= 0) & (dec >= 0) & (pre + dec > 0))
     rows = []
     for (model, quant, x), g in t.groupby(["model", "quant", "x"], sort=True):
         row = {"model": model, "quant": quant, "bpw": float(g["bpw"].iloc[0]), "n_params": g["n_params"].iloc[0],
