@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from edgelaw.laws import findings  # noqa: E402
@@ -20,7 +21,8 @@ WEIGHT_WORDS = "weight bytes: the bytes of the GGUF's tensors, not the file's si
 
 
 def _mb(b) -> str:
-    return f"{b / 1e6:,.0f} MB"
+    mb = b / 1e6
+    return f"{mb:,.0f} MB" if mb >= 100 else f"{mb:.3g} MB"
 
 
 def _acc(v: float) -> str:
@@ -29,6 +31,13 @@ def _acc(v: float) -> str:
 
 def _pts(v: float) -> str:
     return f"{100 * v:+.1f} points"
+
+
+def _ci(low: float, high: float) -> str:
+    """A 95% interval of a difference in points (no interval with one run a side)."""
+    if pd.isna(low) or pd.isna(high):
+        return "no interval: one run a side"
+    return f"95% CI {100 * low:+.1f} to {100 * high:+.1f}"
 
 
 def _config(model: str, quant: str, size: float, acc: float) -> str:
@@ -92,7 +101,7 @@ def crossover_lines(cross: pd.DataFrame, trade: pd.DataFrame, neck: pd.DataFrame
         lines.append(f"| {sm} | {lm} | {len(g)} | {int(c.get(findings.LARGER, 0))} | {int(c.get(findings.SMALLER, 0))}"
                      f" | {int(c.get(findings.UNCLEAR, 0))} | {lm}/{r.large_quant} ({r.large_bpw:.2f} BPW, "
                      f"{_mb(r.large_weight_bytes)}) vs {sm}/{r.small_quant} ({r.small_bpw:.2f} BPW, "
-                     f"{_mb(r.small_weight_bytes)}): {_pts(r['diff'])} ({_pts(r.ci_low)} to {_pts(r.ci_high)}) |")
+                     f"{_mb(r.small_weight_bytes)}): {_pts(r['diff'])} ({_ci(r.ci_low, r.ci_high)}) |")
     for r in ups:  # how sure each crossover is: the larger configuration against the smaller ones as big or bigger
         vs = pooled[(pooled["large_model"] == r.model) & (pooled["large_quant"] == r.quant)]
         if len(vs):
@@ -108,7 +117,7 @@ def crossover_lines(cross: pd.DataFrame, trade: pd.DataFrame, neck: pd.DataFrame
         lines += ["", f"Pairs an interval settles, largest difference first{more}:"] + [
             f"- {r.large_model}/{r.large_quant} ({_mb(r.large_weight_bytes)}) vs {r.small_model}/{r.small_quant} "
             f"({_mb(r.small_weight_bytes)}): {_acc(r.large_acc)} vs {_acc(r.small_acc)}, {_pts(r.diff)} "
-            f"({_pts(r.ci_low)} to {_pts(r.ci_high)}): {r.verdict}." for r in shown.itertuples()]
+            f"({_ci(r.ci_low, r.ci_high)}): {r.verdict}." for r in shown.itertuples()]
     paired, unpaired = pooled["diff_se"].median(), pooled["unpaired_se"].median()
     lines += ["", f"Pairing by item: the median standard error of a difference is {100 * paired:.1f} points paired, "
               f"{100 * unpaired:.1f} unpaired. Every pair and task is in `crossover.parquet`."]
@@ -170,12 +179,12 @@ def bottleneck_lines(neck: pd.DataFrame, x_ref: int | None) -> list[str]:
                                   ("prefill_cpu_share", "prefill's share of CPU", "")):
         trend = findings.size_trend(neck, x_ref, measure)
         if trend.empty:
-            lines.append(f"No scheme is measured on two models at {x_ref} tokens: no trend of the {words}.")
+            lines.append(f"- No scheme has the {words} of two models at {x_ref} tokens: no trend.")
             continue
         up = trend[trend["ci_low"] > 0]
         down = trend[trend["ci_high"] < 0]
         per = "; ".join(f"{r.quant}: {r.smallest} {_pct(r.small_value)} → {r.largest} {_pct(r.large_value)} "
-                        f"({100 * r.diff:+.0f} points, 95% CI {100 * r.ci_low:+.0f} to {100 * r.ci_high:+.0f}; "
+                        f"({_pts(r.diff)}, {_ci(r.ci_low, r.ci_high)}; "
                         f"rank correlation with parameters {r.rho:+.2f} over {r.models} models)"
                         for r in trend.itertuples())
         lines.append(f"- The {words} from the smallest to the largest model, per scheme both have: {per}. It rises "
@@ -226,6 +235,15 @@ def _empty(title: str, message: str):
     return fig
 
 
+def _mb_axis(ax) -> None:
+    """A log axis of MB with plain numbers (100, 200, not 10²)."""
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+
+
 def accuracy_vs_weight_bytes(trade: pd.DataFrame):
     """Every model x scheme's mean task accuracy (95% bars) against its weight bytes, and the frontier."""
     scored = _scored(trade)
@@ -241,7 +259,7 @@ def accuracy_vs_weight_bytes(trade: pd.DataFrame):
     xs = list(front["weight_bytes"] / 1e6) + [scored["weight_bytes"].max() / 1e6 * 1.1]
     ys = list(front["task_acc"]) + [front["task_acc"].iloc[-1]]
     ax.step(xs, ys, where="post", color="k", lw=1.2, label="frontier: best at or below each size")
-    ax.set_xscale("log")
+    _mb_axis(ax)
     ax.set_xlabel("weight bytes (MB, the GGUF's tensors; log scale)")
     ax.set_ylabel("mean task accuracy (bars: 95% over items)")
     ax.grid(alpha=0.3, which="both")
@@ -264,17 +282,20 @@ def bottleneck_vs_size(neck: pd.DataFrame, x_ref: int | None):
             left.annotate(q, (m, v), fontsize=7, xytext=(3, 3), textcoords="offset points")
     left.set_ylabel("decode roofline fraction (%; bars: 95% over runs)")
     left.set_title(f"Decode speed / memory-bandwidth bound, {x_ref} prompt tokens")
-    for j, (x, g) in enumerate(neck.sort_values("weight_bytes").groupby("x")):
-        right.errorbar(g["weight_bytes"] / 1e6, 100 * g["prefill_cpu_share"], yerr=196 * g["prefill_cpu_share_se"],
-                       fmt="o", color=plt.cm.viridis(j / max(1, neck["x"].nunique() - 1)), capsize=2,
-                       label=f"{x} prompt tokens")
+    markers = {m: "osD^v<>p*h"[i % 10] for i, m in enumerate(dict.fromkeys(neck["model"]))}
+    lengths = sorted(neck["x"].unique())
+    for j, x in enumerate(lengths):
+        color = plt.cm.viridis(j / max(1, len(lengths) - 1))
+        for model, g in neck[neck["x"] == x].groupby("model", sort=False):
+            right.errorbar(g["weight_bytes"] / 1e6, 100 * g["prefill_cpu_share"], fmt=markers[model], color=color,
+                           yerr=196 * g["prefill_cpu_share_se"], capsize=2, label=f"{model}, {x} prompt tokens")
     right.set_ylabel("prefill's share of the request's CPU (%)")
     right.set_title("Prefill vs decode split")
     for ax in (left, right):
-        ax.set_xscale("log")
+        _mb_axis(ax)
         ax.set_xlabel("weight bytes (MB; log scale)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=2 if ax is right and len(lengths) * len(markers) > 8 else 1)
     fig.suptitle("Where decoding's bottleneck lies against model size (study B, finding 3)")
     fig.tight_layout()
     return fig
