@@ -10,17 +10,20 @@ import pytest
 from edgelaw.core import tables
 from edgelaw.quality.taskdata import SOURCES
 
-from conftest import tiny_config
+from conftest import TINY, tiny_config
 
 pytestmark = pytest.mark.slow
 
 TASKS = {"arc_easy": {"items": 4}, "winogrande": {"items": 4}}
 SCHEMES = ["F16", "Q8_0", "Q4_K_M", "Q2_K"]  # four BPWs: a hinge needs four
+# A second, larger model at one low-BPW scheme: study B's size findings (crossover, bottleneck) need two.
+WIDE = {"source": "synthetic", "synthetic": {**TINY, "n_embd": 512, "n_ff": 1024, "seed": 1}, "schemes": ["Q2_K"]}
 
 
 def tasks_config(**tasks):
     config = tiny_config(tasks={"sets": {**TASKS, **tasks}})
     config["schemes"] = {q: {"ftype": q} for q in SCHEMES}
+    config["models"]["wide"] = dict(WIDE)
     config["bench"].update(prompt_tokens=[16], repetitions=1, warmup=0)
     return config
 
@@ -65,12 +68,13 @@ def test_task_jobs_tables_law_report_and_caching(workflow):
     assert knees["value"].between(bpw.min(), bpw.max()).all() and (knees["n"] == 4).all()
     assert all(sorted(json.loads(r)) == sorted(SCHEMES) for r in knees["rows"])
 
-    trade = pd.read_parquet(wd / "results/auto/tradeoffs.parquet").set_index("quant")
+    both = pd.read_parquet(wd / "results/auto/tradeoffs.parquet")
+    assert both["pareto_energy"].any()  # over both models: wide/Q2_K may hold the front alone
+    trade = both[both["model"] == "tiny"].set_index("quant")
     head = tasks[tasks["headline"]].groupby("quant")
     np.testing.assert_allclose(trade.loc[SCHEMES, "task_acc"], head["value"].mean()[SCHEMES])
     np.testing.assert_allclose(trade.loc[SCHEMES, "task_acc_se"],
                                np.sqrt(head["stderr"].apply(lambda e: (e ** 2).sum()))[SCHEMES] / 2)
-    assert trade["pareto_energy"].any()
 
     comp = pd.read_parquet(wd / "results/auto/comparisons.parquet")
     for variant in ["Q8_0", "Q4_K_M"]:
@@ -83,6 +87,8 @@ def test_task_jobs_tables_law_report_and_caching(workflow):
             else:
                 assert hit["change_pct"].iloc[0] == pytest.approx(100 * (v["value"] - b["value"]) / b["value"])
 
+    check_size_findings(wd, items)
+
     report = wd / "results/auto/report"
     summary = (report / "summary.md").read_text()
     assert "## Task accuracy against bits per weight" in summary
@@ -94,9 +100,9 @@ def test_task_jobs_tables_law_report_and_caching(workflow):
 
     # The task config reruns the task jobs and what reads them, nothing else.
     workflow.write_config(tasks_config(arc_easy={"items": 5}))
-    assert workflow.dry_run_jobs() == {"tasks": 4, "laws": 1, "report": 1, "all": 1}
+    assert workflow.dry_run_jobs() == {"tasks": 5, "laws": 1, "report": 1, "all": 1}
     workflow.write_config(tasks_config(piqa={"items": 3, "shots": 1}))
-    assert workflow.dry_run_jobs() == {"tasks": 4, "laws": 1, "report": 1, "all": 1}
+    assert workflow.dry_run_jobs() == {"tasks": 5, "laws": 1, "report": 1, "all": 1}
     # A model with quality off has no task jobs; the laws and the report lose its tables.
     off = tasks_config()
     off["models"]["tiny"]["quality"] = False
@@ -110,3 +116,40 @@ def test_task_jobs_tables_law_report_and_caching(workflow):
     proc = workflow.run("--dry-run", check=False)
     assert (wd / "results/quality/tiny/tasks/F16.parquet").exists()  # nothing lost
     assert proc.returncode != 0 and "tasks.sets.piqa.jsonl: mine.jsonl is not a file; fix the path" in proc.stdout + proc.stderr
+
+
+def check_size_findings(wd, items):
+    """Study B's size findings from the real run: tiny (smaller) against wide/Q2_K wherever wide's weights
+    take no more bytes, paired over the same items; the roofline and prefill split of every scheme."""
+    records = {(m, q): json.loads((wd / f"results/models/{m}/{q}.json").read_text())
+               for m, q in [("tiny", q) for q in SCHEMES] + [("wide", "Q2_K")]}
+    wide = records[("wide", "Q2_K")]
+    assert wide["n_params"] > records[("tiny", "F16")]["n_params"]
+    cheaper = {q for q in SCHEMES if records[("tiny", q)]["weight_bytes"] >= wide["weight_bytes"]}
+    assert "F16" in cheaper  # (the synthetic vocabulary keeps wide/Q2_K above tiny/Q8_0)
+    cross = pd.read_parquet(wd / "results/auto/crossover.parquet")
+    assert list(cross.columns) == tables.CROSSOVER.names
+    assert set(cross["small_quant"]) == cheaper and set(cross["large_model"] + "/" + cross["large_quant"]) == {"wide/Q2_K"}
+    assert sorted(cross["task"].unique()) == ["arc_easy", "pooled", "winogrande"] and len(cross) == 3 * len(cheaper)
+    assert ((cross["ci_low"] <= cross["diff"]) & (cross["diff"] <= cross["ci_high"])).all()
+    per_task = cross[cross["task"] != "pooled"]
+    assert (per_task["n_items"] == 4).all() and (cross.loc[cross["task"] == "pooled", "n_items"] == 8).all()
+    wide_items = tables.read_many([wd / "results/quality/wide/tasks/items/Q2_K.parquet"])
+    for r in per_task.itertuples():
+        small = items[(items["quant"] == r.small_quant) & (items["task"] == r.task)].set_index("item")["acc"]
+        large = wide_items[wide_items["task"] == r.task].set_index("item")["acc"]
+        assert sorted(small.index) == sorted(large.index)  # the same items, paired
+        assert r.small_acc == pytest.approx(small.mean()) and r.diff == pytest.approx((large - small).mean())
+    neck = pd.read_parquet(wd / "results/auto/bottleneck.parquet")
+    assert list(neck.columns) == tables.BOTTLENECK.names
+    assert set(zip(neck["model"], neck["quant"])) == set(records) and (neck["x"] == 16).all()
+    assert (neck["roofline_fraction"] > 0).all() and neck["prefill_time_share"].between(0, 1).all()
+    cpu = neck["prefill_cpu_share"].dropna()  # (null where a run's CPU above idle came out below 0: noise)
+    assert cpu.between(0, 1).all()
+    assert (neck["weight_bytes"] == [records[(m, q)]["weight_bytes"] for m, q in zip(neck["model"], neck["quant"])]).all()
+    summary = (wd / "results/auto/report/summary.md").read_text()
+    assert f"Pairs with the larger model's weights at or below the smaller model's: {len(cheaper)}." in summary
+    assert "## Where decoding's bottleneck lies as models shrink (study B, finding 3)" in summary
+    assert "roofline fraction from the smallest to the largest model, per scheme both have: Q2_K: tiny" in summary
+    for figure in ("accuracy_vs_weight_bytes", "bottleneck_vs_size"):
+        assert (wd / f"results/auto/report/{figure}.png").stat().st_size > 10_000

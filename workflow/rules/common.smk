@@ -365,7 +365,6 @@ def archived_files(device):
         for m in quality_models()
     ]
     encoder_record = ENCODER["json"] if quality_models() else []
-    derived = [layout.LAWS, layout.TRADEOFFS, layout.COMPARISONS]
     return (
         models
         + quantized(layout.QUANT_JSON)
@@ -378,7 +377,7 @@ def archived_files(device):
         + task_outputs()
         + task_outputs(layout.TASK_ITEMS)
         + encoder_record
-        + [device_path(t, device) for t in derived]
+        + [device_path(t, device) for t in layout.DERIVED]
         + layout.report_files(device)
     )
 

@@ -6,6 +6,8 @@ rule report:
         laws=layout.LAWS,
         tradeoffs=layout.TRADEOFFS,
         comparisons=layout.COMPARISONS,
+        crossover=layout.CROSSOVER,
+        bottleneck=layout.BOTTLENECK,
         host=layout.HOST,
     output:
         **{
@@ -34,4 +36,5 @@ rule report:
         "python -m edgelaw --log {log} report --runs {input.runs} --quality {input.quality}"
         " --tasks {input.tasks}"
         " --laws {input.laws} --tradeoffs {input.tradeoffs} --comparisons {input.comparisons}"
+        " --crossover {input.crossover} --bottleneck {input.bottleneck}"
         " --host {input.host} --out-dir {params.out_dir}"

@@ -15,6 +15,7 @@ import yaml
 
 from edgelaw.core import layout
 from edgelaw.laws.derive import derive, weight_bytes
+from edgelaw.laws.findings import derive_findings, sizes
 from edgelaw.archive.bundle import extract, read_manifest
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.console import say
@@ -34,7 +35,7 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
 def required(device: str) -> list[str]:
     """What a replay reads besides the tables: an archive without them is not one `snakemake archive` made."""
     return [layout.ARCHIVE_CONFIG, layout.fill(layout.HOST, device=device),
-            *(layout.fill(t, device=device) for t in (layout.LAWS, layout.TRADEOFFS, layout.COMPARISONS))]
+            *(layout.fill(t, device=device) for t in layout.DERIVED)]
 
 
 def replay(archive: Path, out_dir: Path, overwrite: bool = False) -> dict:
@@ -48,13 +49,12 @@ def replay(archive: Path, out_dir: Path, overwrite: bool = False) -> dict:
     manifest = extract(archive, out_dir)
     names = list(manifest["files"])
     try:
-        fits, trade, comp = _refit(out_dir, names, device)
-        archived = {t: pd.read_parquet(out_dir / layout.fill(t, device=device))
-                    for t in (layout.LAWS, layout.TRADEOFFS, layout.COMPARISONS)}
+        refitted = dict(zip(layout.DERIVED, _refit(out_dir, names, device)))
+        archived = {t: pd.read_parquet(out_dir / layout.fill(t, device=device)) for t in layout.DERIVED}
     except (KeyError, TypeError, ValueError, OSError, yaml.YAMLError) as exc:  # pyarrow's errors are ValueErrors
         raise EdgelawError(f"replay of {archive}: cannot refit from its files ({type(exc).__name__}: {str(exc)[:200]});"
                            " the archive was not made by this pipeline's `snakemake archive`") from None
-    for template, fresh in {layout.LAWS: fits, layout.TRADEOFFS: trade, layout.COMPARISONS: comp}.items():
+    for template, fresh in refitted.items():
         name = layout.fill(template, device=device)
         try:
             pd.testing.assert_frame_equal(fresh.reset_index(drop=True), archived[template].reset_index(drop=True),
@@ -62,8 +62,9 @@ def replay(archive: Path, out_dir: Path, overwrite: bool = False) -> dict:
         except AssertionError as exc:
             raise EdgelawError(f"replay of {archive}: {name} differs from the archived one ({str(exc)[:300]}); "
                                "the archive was made by other code or other data") from None
-    say(f"replayed {archive}: {len(names)} files verified; laws ({len(fits)} parameters), trade-offs and "
-        "comparisons refitted from the archived tables match the archived ones")
+    say(f"replayed {archive}: {len(names)} files verified; laws ({len(refitted[layout.LAWS])} parameters), trade-offs, "
+        "comparisons and the size findings (crossover, bottleneck) refitted from the archived tables match the "
+        "archived ones")
     return manifest
 
 
@@ -79,8 +80,9 @@ def _refit(out_dir: Path, names: list[str], device: str) -> tuple:
     quality = read_many(members(layout.QUALITY_TABLE, quality=quality_dir))
     answers = read_many(members(layout.ANSWERS, quality=quality_dir))
     tasks = read_many(members(layout.TASKS_TABLE, quality=quality_dir))
-    weights = weight_bytes(members(layout.QUANT_JSON))
+    items = read_many(members(layout.TASK_ITEMS, quality=quality_dir))
+    records = members(layout.QUANT_JSON)
     host = json.loads((out_dir / layout.fill(layout.HOST, device=device)).read_text())
-    fits, trade, comp, _ = derive(runs, quality, answers, weights, host, config["laws"], config["comparisons"],
-                              tasks)
-    return fits, trade, comp
+    fits, trade, comp, _ = derive(runs, quality, answers, weight_bytes(records), host, config["laws"],
+                                  config["comparisons"], tasks)
+    return (fits, trade, comp, *derive_findings(runs, items, tasks, sizes(records), host, config["laws"]))

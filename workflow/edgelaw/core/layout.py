@@ -37,10 +37,16 @@ TASK_ITEMS = "{quality}/{model}/tasks/items/{quant}.parquet"
 LAWS = "results/{device}/laws.parquet"
 TRADEOFFS = "results/{device}/tradeoffs.parquet"
 COMPARISONS = "results/{device}/comparisons.parquet"
+# Study B's findings about model size (edgelaw.laws.findings): 1, larger model at low BPW vs smaller at
+# high BPW at equal weight bytes; 3, decode's roofline fraction and the prefill/decode split vs size.
+CROSSOVER = "results/{device}/crossover.parquet"
+BOTTLENECK = "results/{device}/bottleneck.parquet"
+# What the laws job derives from the measurements: archived, refitted and compared by a replay.
+DERIVED = [LAWS, TRADEOFFS, COMPARISONS, CROSSOVER, BOTTLENECK]
 
 REPORT_DIR = "results/{device}/report"
 FIGURES = ["cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "tasks_vs_bpw", "pareto", "roofline", "comparisons",
-           "knee"]
+           "knee", "accuracy_vs_weight_bytes", "bottleneck_vs_size"]
 FIGURE_FORMATS = ["png", "svg"]
 # A report folder (one device's, or the cross-device one) holds the figures, the summary and the page.
 FIGURE_FILE = "{figure}.{ext}"

@@ -170,6 +170,14 @@ TASK_ITEMS = pa.schema([
     ("em_flexible", pa.float64()),
 ])
 
+# A task metric's 0/1 column in the per-item table: the metric's own name, but lm-eval's names that hold commas.
+ITEM_COLUMNS = {"exact_match,strict-match": "em_strict", "exact_match,flexible-extract": "em_flexible"}
+
+
+def item_column(metric: str) -> str:
+    return ITEM_COLUMNS.get(metric, metric)
+
+
 LAWS = pa.schema([
     ("law", pa.string()),
     ("x", pa.string()),
@@ -227,6 +235,48 @@ COMPARISONS = pa.schema([
     ("n_base", pa.int64()),
     ("n_variant", pa.int64()),
     ("method", pa.string()),
+])
+
+CROSSOVER = pa.schema([
+    ("small_model", pa.string()),
+    ("small_quant", pa.string()),
+    ("small_bpw", pa.float64()),
+    ("small_params", pa.int64()),
+    ("small_weight_bytes", pa.int64()),
+    ("large_model", pa.string()),
+    ("large_quant", pa.string()),
+    ("large_bpw", pa.float64()),
+    ("large_params", pa.int64()),
+    ("large_weight_bytes", pa.int64()),
+    ("task", pa.string()),
+    ("metric", pa.string()),
+    ("n_items", pa.int64()),
+    ("small_acc", pa.float64()),
+    ("large_acc", pa.float64()),
+    ("diff", pa.float64()),
+    ("diff_se", pa.float64()),
+    ("unpaired_se", pa.float64()),
+    ("ci_low", pa.float64()),
+    ("ci_high", pa.float64()),
+    ("verdict", pa.string()),
+    ("note", pa.string()),
+])
+
+BOTTLENECK = pa.schema([
+    ("model", pa.string()),
+    ("quant", pa.string()),
+    ("bpw", pa.float64()),
+    ("n_params", pa.int64()),
+    ("weight_bytes", pa.int64()),
+    ("x", pa.int64()),
+    ("n_runs", pa.int64()),
+    ("decode_tps", pa.float64()),
+    ("roofline_fraction", pa.float64()),
+    ("roofline_fraction_se", pa.float64()),
+    ("prefill_time_share", pa.float64()),
+    ("prefill_time_share_se", pa.float64()),
+    ("prefill_cpu_share", pa.float64()),
+    ("prefill_cpu_share_se", pa.float64()),
 ])
 
 # The cross-device report's tables: one device's table with the device each row came from.

@@ -41,7 +41,7 @@ def load(name: str, spec: dict, wheel: Path | None) -> taskdata.TaskData:
 
 
 def _item_rows(model: str, quant: str, per_item: pd.DataFrame) -> pd.DataFrame:
-    df = per_item.rename(columns=taskmetrics.ITEM_COLUMNS).copy()
+    df = per_item.rename(columns=tables.ITEM_COLUMNS).copy()
     for col in ("loglik", "n_tokens"):
         if col in df:
             df[col] = [json.dumps(v) if isinstance(v, list) else None for v in df[col]]

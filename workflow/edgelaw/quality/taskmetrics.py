@@ -25,8 +25,6 @@ MC_METRICS = ("acc", "acc_norm")
 # The one metric per task that the trade-offs, the Pareto front of accuracy vs energy and the report's
 # mean accuracy use: `acc` (every multiple-choice task has it), gsm8k's strict match.
 HEADLINE = {"gsm8k": "exact_match,strict-match"}
-# A metric's 0/1 column in the per-item table (lm-eval's names hold commas).
-ITEM_COLUMNS = {"exact_match,strict-match": "em_strict", "exact_match,flexible-extract": "em_flexible"}
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")

@@ -14,6 +14,8 @@ def args_report(p) -> None:
     p.add_argument("--laws", required=True)
     p.add_argument("--tradeoffs", required=True)
     p.add_argument("--comparisons", required=True)
+    p.add_argument("--crossover", required=True)
+    p.add_argument("--bottleneck", required=True)
     p.add_argument("--host", required=True)
     p.add_argument("--out-dir", required=True)
 
@@ -28,7 +30,7 @@ def cmd_report(a) -> None:
 
     build(Path(a.out_dir), read_many(a.runs), read_many(a.quality), pd.read_parquet(a.laws),
           pd.read_parquet(a.tradeoffs), pd.read_parquet(a.comparisons), json.loads(open(a.host).read()),
-          read_many(a.tasks))
+          read_many(a.tasks), pd.read_parquet(a.crossover), pd.read_parquet(a.bottleneck))
     say(f"report: {a.out_dir}/index.html")
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from edgelaw.report import figures as draw
+from edgelaw.report import findings as size_findings
+from edgelaw.core import tables
 from edgelaw.core.atomic import atomic_path
 from edgelaw.core.layout import FIGURES, HTML_FILE, SUMMARY_FILE
 from edgelaw.core.points import by_job, describe, missing_points, remeasure_command
@@ -97,7 +99,8 @@ def task_lines(tasks: pd.DataFrame, laws: pd.DataFrame) -> list[str]:
     return lines
 
 
-def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFrame | None = None) -> list[str]:
+def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFrame | None = None,
+                  cross: pd.DataFrame | None = None, neck: pd.DataFrame | None = None) -> list[str]:
     lines = [f"# edgelaw report: {host.get('device', '?')}", ""]
     h = host.get("host", {})
     bw = host.get("memory_bandwidth", {}).get("copy_gb_s")
@@ -161,6 +164,8 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFr
                      if len(clamp) else "")
             lines.append(f"- {r.model}/{r.quant}, {series}: {r.y} is flat above {r.value:,.0f} nominal pixels "
                          f"(95% CI {r.ci_low:,.0f} to {r.ci_high:,.0f}){where}.")
+    if cross is not None and neck is not None:
+        lines += size_findings.lines(cross, neck, trade)
     lines += ["", "Figures: " + ", ".join(f"`{f}.png`" for f in FIGURES) + " (and `.svg`)."]
     return lines
 
@@ -216,8 +221,11 @@ def write_html(path: Path, lines: list[str], figure_dir: Path, title: str, figur
         tmp.write_text(page)
 
 
-def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFrame | None = None) -> None:
+def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFrame | None = None,
+          cross: pd.DataFrame | None = None, neck: pd.DataFrame | None = None) -> None:
     tasks = tasks if tasks is not None else pd.DataFrame()
+    cross = cross if cross is not None else pd.DataFrame(columns=tables.CROSSOVER.names)
+    neck = neck if neck is not None else pd.DataFrame(columns=tables.BOTTLENECK.names)
     out_dir.mkdir(parents=True, exist_ok=True)
     bw = host.get("memory_bandwidth", {}).get("copy_gb_s")
     drawn = {
@@ -229,10 +237,11 @@ def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict, tasks: pd
         "roofline": draw.roofline(trade, bw),
         "comparisons": draw.comparisons(comp),
         "knee": draw.knee(runs, laws),
+        **size_findings.draw(cross, neck, trade),
     }
     for name, fig in drawn.items():
         draw.save(fig, str(out_dir / name))
-    lines = summary_lines(runs, quality, laws, trade, comp, host, tasks)
+    lines = summary_lines(runs, quality, laws, trade, comp, host, tasks, cross, neck)
     write_summary(out_dir / SUMMARY_FILE, lines)
     write_html(out_dir / HTML_FILE, lines, out_dir, f"edgelaw report: {host.get('device', '')}")
 
