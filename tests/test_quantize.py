@@ -61,3 +61,36 @@ def test_damaged_base_leaves_nothing_behind(tmp_path, tiny_gguf):
     with pytest.raises(EdgelawError, match="model tiny, scheme Q8_0: base: .* truncated"):
         quantize("tiny", "Q8_0", {"ftype": "Q8_0"}, str(base), str(out / "Q8_0.gguf"), str(out / "Q8_0.json"), 2)
     assert not list(out.iterdir())
+
+
+def test_a_long_quantization_stops_at_once_on_sigterm_and_leaves_nothing(tmp_path, smollm2):
+    """Snakemake stops a job with SIGTERM, and Ctrl-C sends SIGINT: either must reach a quantization
+    that spends minutes inside one llama.cpp call (IQ3_S of SmolLM2 takes ~40 CPU-seconds)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "IQ3_S.gguf"
+    cmd = [sys.executable, "-m", "edgelaw", "quantize", "--model", "smollm2-135m", "--scheme-name", "IQ3_S",
+           "--scheme", '{"ftype": "IQ3_S"}', "--base", str(smollm2 / "base.gguf"),
+           "--base-json", str(smollm2 / "base.json"), "--out-gguf", str(out),
+           "--out-json", str(tmp_path / "IQ3_S.json"), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".IQ3_S.gguf.tmp*")):  # llama.cpp has started writing
+            assert proc.poll() is None and time.monotonic() < deadline, "the quantization never started"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        waited = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert code == 130, proc.stderr.read()
+    assert waited < 5, f"stopped {waited:.1f} s after SIGTERM"
+    assert "interrupted: quantize stopped before it finished" in proc.stderr.read()
+    assert list(tmp_path.iterdir()) == []

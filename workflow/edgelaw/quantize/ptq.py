@@ -6,6 +6,7 @@ import ctypes
 import errno
 import os
 import resource
+import threading
 import time
 
 from edgelaw.core import ggufio
@@ -77,6 +78,28 @@ def _write_failed(what: str, out_gguf: str, base: str, errors: str) -> EdgelawEr
                         f"{human_bytes(free)} free); check that the folder is writable and has room, and run again")
 
 
+def _interruptible(call, *args):
+    """`call(*args)` in a thread of its own, so that Ctrl-C and Snakemake's SIGTERM reach this process
+    at once rather than when a C call of minutes returns (Python runs signal handlers between bytecodes
+    of the main thread only). On an interrupt the caller unwinds (its temp file goes) and the process
+    exits; the daemon thread dies with it."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = call(*args)
+        except BaseException as exc:  # handed to the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True, name="llama-quantize")
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def quantize(model: str, scheme_name: str, scheme: dict, base: str, out_gguf: str, out_json: str, threads: int,
              base_json: str | None = None) -> dict:
     """Quantize `base` with one scheme. A pipeline's base comes with its record `base_json`, which its bytes
@@ -95,7 +118,8 @@ def quantize(model: str, scheme_name: str, scheme: dict, base: str, out_gguf: st
     log = LogCapture()
     t0 = time.perf_counter()
     with atomic_path(out_gguf) as tmp:
-        status = llama_cpp.llama_model_quantize(os.fsencode(base), os.fsencode(tmp), ctypes.byref(params))
+        status = _interruptible(llama_cpp.llama_model_quantize, os.fsencode(base), os.fsencode(tmp),
+                                ctypes.byref(params))
         seconds = time.perf_counter() - t0
         if status != 0:
             errors = log.errors()
