@@ -87,7 +87,8 @@ def test_task_jobs_tables_law_report_and_caching(workflow):
     summary = (report / "summary.md").read_text()
     assert "## Task accuracy against bits per weight" in summary
     assert "arc_easy/acc (n 4)" in summary and "winogrande: 4 of 1267 documents, 0 shots" in summary
-    assert "task_acc" in summary and "Pareto front (energy vs task accuracy)" in summary
+    assert "task accuracy (%)" in summary and "Pareto front (energy vs task accuracy)" in summary
+    assert summary.index("## Answer: the best model and scheme") < summary.index("## Host and runs")
     assert (report / "tasks_vs_bpw.png").stat().st_size > 10_000
     assert 'id="tasks_vs_bpw"' in (report / "index.html").read_text()
     assert workflow.dry_run_jobs() == {}

@@ -39,8 +39,10 @@ TRADEOFFS = "results/{device}/tradeoffs.parquet"
 COMPARISONS = "results/{device}/comparisons.parquet"
 
 REPORT_DIR = "results/{device}/report"
-FIGURES = ["cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "tasks_vs_bpw", "pareto", "roofline", "comparisons",
-           "knee"]
+# The report opens with the answer for the config's budgets (edgelaw.report.answer) and its figure.
+ANSWER_FIGURE = "answer"
+FIGURES = [ANSWER_FIGURE, "cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "tasks_vs_bpw", "pareto", "roofline",
+           "comparisons", "knee"]
 FIGURE_FORMATS = ["png", "svg"]
 # A report folder (one device's, or the cross-device one) holds the figures, the summary and the page.
 FIGURE_FILE = "{figure}.{ext}"
