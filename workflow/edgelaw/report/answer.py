@@ -77,7 +77,9 @@ def _energy_at(g: pd.DataFrame, p: int, n_boot: int, seed: int) -> tuple[float, 
     """Energy per request at p prompt tokens, its 95% interval and how it was had."""
     try:
         f = fit.fit_linear(g.assign(dx=g["x"] - p), "dx", "energy_j", n_boot=n_boot, seed=seed)
-        return f.params["intercept"], f.ci_low["intercept"], f.ci_high["intercept"], "cost-vs-tokens fit"
+        reps = g["rep"].nunique()
+        how = f"cost-vs-tokens fit, {reps} repetition{'s' * (reps > 1)}"
+        return f.params["intercept"], f.ci_low["intercept"], f.ci_high["intercept"], how
     except EdgelawError:
         at = g.loc[g["x"] == p, "energy_j"].dropna()
         if at.empty:
@@ -191,7 +193,7 @@ def accuracy_name(tasks: pd.DataFrame, which: str | None) -> str:
 
 
 def budget_text(budgets: Budgets, p: int, n_gen: int | None, acc: str) -> str:
-    request = f"a request of {p} prompt tokens" + (f" and {n_gen} generated tokens" if n_gen else "")
+    request = f"{p} prompt tokens" + (f" and {n_gen} generated tokens" if n_gen else "")
     mem = f"peak memory at most {megabytes(budgets.peak_memory_mb)}" if budgets.peak_memory_mb else "no memory budget"
     energy = (f"energy at most {joules(budgets.energy_j)} per request" if budgets.energy_j
               else "no energy budget")

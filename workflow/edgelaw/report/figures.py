@@ -289,7 +289,8 @@ def answer(table: pd.DataFrame, budgets, best=None, runner_up=None):
         color = f"C{i % 10}"
         xerr = np.vstack([g["energy_j"] - g["energy_low"], g["energy_high"] - g["energy_j"]])
         yerr = np.vstack([g["acc_pct"] - g["acc_low"], g["acc_high"] - g["acc_pct"]])
-        ax.errorbar(g["energy_j"], g["acc_pct"], xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr), fmt="none",
+        xerr, yerr = (np.clip(np.nan_to_num(e), 0, None) for e in (xerr, yerr))  # a percentile CI may miss its point
+        ax.errorbar(g["energy_j"], g["acc_pct"], xerr=xerr, yerr=yerr, fmt="none",
                     ecolor=color, alpha=0.35, capsize=2)
         over = g["miss_memory"] > 0
         ax.scatter(g.loc[~over, "energy_j"], g.loc[~over, "acc_pct"], color=color, zorder=3, label=model)
