@@ -50,7 +50,7 @@ def budgets(**given) -> ans.Budgets:
 
 def answer(**given):
     b = budgets(**given)
-    return ans.choose(ans.candidates(runs_table(), tasks_table(), b, 512, 200, 0)), b
+    return ans.choose(ans.candidates(runs_table(), tasks_table(), b, 512, 100, 0)), b
 
 
 def test_without_budgets_the_most_accurate_wins_with_intervals():
@@ -120,16 +120,24 @@ def test_one_task_metric_as_the_accuracy_and_bad_budgets():
     assert a.best["acc_pct"] == pytest.approx(75.0) and a.best["n_items"] == ITEMS
     with pytest.raises(EdgelawError, match="budgets.accuracy: 'piqa/acc' is not a task/metric of the task tables"):
         answer(accuracy="piqa/acc")
-    with pytest.raises(EdgelawError, match="budgets.prompt_tokens: 1024 is longer than every prompt measured"):
-        answer(prompt_tokens=1024)
-    no_tasks = ans.choose(ans.candidates(runs_table(), pd.DataFrame(), budgets(), 512, 200, 0))
+    # failed runs at the request's length: listed, not ranked
+    runs = runs_table()
+    lost = (runs["model"] == "big") & (runs["x"] == 512)
+    a = ans.choose(ans.candidates(runs[~lost], tasks_table(), budgets(), 512, 100, 0))
+    assert ans.name(a.best) == "small/Q4_K_M" and not a.table.set_index("quant").loc["Q8_0", "measured"]
+    assert "No kept runs at or above 512 prompt tokens, so not ranked: big/Q4_K_M, big/Q8_0." in "\n".join(
+        ans.lines(a, budgets(), tasks_table(), 512))
+    none = ans.choose(ans.candidates(runs[runs["x"] < 512], tasks_table(), budgets(), 512, 100, 0))
+    assert none.best is None and none.closest is None
+    assert "nothing can be ranked" in "\n".join(ans.lines(none, budgets(), tasks_table(), 512))
+    no_tasks = ans.choose(ans.candidates(runs_table(), pd.DataFrame(), budgets(), 512, 100, 0))
     assert no_tasks.best is None and no_tasks.table["energy_j"].notna().all()
     assert "\"best\" cannot be judged: set tasks.sets" in "\n".join(ans.lines(no_tasks, budgets(), pd.DataFrame(), 512))
 
 
 def test_one_prompt_length_falls_back_to_the_runs_mean():
     runs = runs_table()
-    a = ans.choose(ans.candidates(runs[runs["x"] == 512], tasks_table(), budgets(), 512, 200, 0))
+    a = ans.choose(ans.candidates(runs[runs["x"] == 512], tasks_table(), budgets(), 512, 100, 0))
     assert a.best["energy_method"] == "mean of 3 runs" and a.best["energy_low"] < a.best["energy_high"]
 
 

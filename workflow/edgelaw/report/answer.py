@@ -95,16 +95,14 @@ def candidates(runs: pd.DataFrame, tasks: pd.DataFrame, budgets: Budgets, x_ref:
     p = budgets.prompt_tokens or x_ref
     rows = []
     for (model, quant), g in (tokens.groupby(["model", "quant"], sort=True) if len(tokens) else []):
+        # No kept run at or above p (they failed): no peak memory, so it is listed but not ranked.
         above = g.loc[g["x"] >= p, "x"]
-        if above.empty:
-            raise EdgelawError(f"budgets.prompt_tokens: {p} is longer than every prompt measured for {model}/{quant} "
-                               f"(longest {int(g['x'].max())}); lower it, or add a longer one to bench.prompt_tokens")
-        at = g[g["x"] == above.min()]
+        at = g[g["x"] == above.min()] if len(above) else g.iloc[0:0]
         energy, low, high, how = _energy_at(g, p, n_boot, seed)
         rows.append({"model": model, "quant": quant, "bpw": float(g["bpw"].iloc[0]), "prompt_tokens": p,
                      "n_gen": int(g["n_gen"].iloc[0]), "energy_j": energy, "energy_low": low, "energy_high": high,
                      "energy_method": how, "peak_mb": float(at["peak_rss_bytes"].max()) / 1e6,
-                     "decode_tps": float(at["decode_tps"].mean())})
+                     "decode_tps": float(at["decode_tps"].mean()) if len(at) else np.nan})
     cols = ["model", "quant", "bpw", "prompt_tokens", "n_gen", "energy_j", "energy_low", "energy_high",
             "energy_method", "peak_mb", "decode_tps"]
     table = pd.DataFrame(rows, columns=cols).merge(_accuracy(tasks, budgets.accuracy), on=["model", "quant"],
@@ -125,7 +123,8 @@ def judge(table: pd.DataFrame, budgets: Budgets) -> pd.DataFrame:
     t["miss_accuracy"] = 0.0 if not lim else ((lim - t["acc_pct"]) / lim).clip(lower=0)
     t.loc[t["acc_pct"].isna(), "miss_accuracy"] = np.nan  # not scored: cannot be judged on accuracy
     misses = t[[f"miss_{b}" for b in BUDGETS]]
-    t["fits"] = (misses.fillna(np.inf) == 0).all(axis=1) & t["acc_pct"].notna() & t["energy_j"].notna()
+    t["measured"] = t["energy_j"].notna() & t["peak_mb"].notna()
+    t["fits"] = (misses.fillna(np.inf) == 0).all(axis=1) & t["acc_pct"].notna() & t["measured"]
     order = t[t["fits"]].sort_values(["acc_pct", "energy_j", "peak_mb", "model", "quant"],
                                      ascending=[False, True, True, True, True])
     t["rank"] = pd.Series(range(1, len(order) + 1), index=order.index, dtype="Int64")
@@ -146,7 +145,7 @@ def choose(table: pd.DataFrame) -> Answer:
     ranked = table[table["rank"].notna()].sort_values("rank")
     best = ranked.iloc[0] if len(ranked) else None
     runner = ranked.iloc[1] if len(ranked) > 1 else None
-    out = table[~table["fits"] & table["acc_pct"].notna() & table["energy_j"].notna()]
+    out = table[~table["fits"] & table["acc_pct"].notna() & table["measured"]]
     closest = binding = None
     if len(out):
         worst = out[[f"miss_{b}" for b in BUDGETS]].max(axis=1)
@@ -295,6 +294,9 @@ def lines(answer: Answer, budgets: Budgets, tasks: pd.DataFrame, x_ref: int) -> 
         if answer.closest is not None and runner is None:
             c = answer.closest
             out += [f"The closest outside them is {name(c)}: {_miss_text(c, answer.binding, budgets)}."]
+    elif answer.closest is None:
+        out += [f"No model x scheme has kept runs at or above {p} prompt tokens (see \"Not measured\"), so "
+                "nothing can be ranked: measure them again.", ""]
     else:
         c, b = answer.closest, answer.binding
         hit = t[t[f"miss_{b}"] > 0]
@@ -307,6 +309,10 @@ def lines(answer: Answer, budgets: Budgets, tasks: pd.DataFrame, x_ref: int) -> 
     unscored = t[t["acc_pct"].isna()]
     if len(unscored):
         out += [f"Not scored on tasks, so not ranked: {', '.join(name(r) for _, r in unscored.iterrows())}."]
+    unmeasured = t[~t["measured"]]
+    if len(unmeasured):
+        out += [f"No kept runs at or above {p} prompt tokens, so not ranked: "
+                f"{', '.join(name(r) for _, r in unmeasured.iterrows())}."]
     return out + [""] + _figure_lines(t)
 
 

@@ -149,9 +149,10 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFr
                          f"{_fmt(i.value)} | {s.r2:.3f} | {s.n} |")
     lines += ["", "## Cost against bits per weight (study B, finding 2)", ""]
     for _, r in laws[laws["law"].str.startswith("cost_vs_bpw") & (laws["param"] == "slope")].iterrows():
-        unit = " MB" if r.y == "peak_rss_bytes" else ""
+        unit = {"peak_rss_bytes": " MB", "energy_j": " J", "cpu_core_s": " core-s"}.get(r.y, "")
         scale = 1e6 if r.y == "peak_rss_bytes" else 1
-        lines.append(f"- {r.model}: {words(r.y)} changes by {_fmt(r.value / scale)}{unit} per bit per weight "
+        what = words(r.y).split(" (")[0]  # the unit goes with the number
+        lines.append(f"- {r.model}: {what} changes by {_fmt(r.value / scale)}{unit} per bit per weight "
                      f"(95% CI {_fmt(r.ci_low / scale)} to {_fmt(r.ci_high / scale)}; R² {r.r2:.2f}, n {r.n}).")
     lines += ["", "## Quality against bits per weight (study B's threshold)", ""]
     for _, r in laws[(laws["law"] == "quality_vs_bpw") & (laws["param"] == "knee")].iterrows():
