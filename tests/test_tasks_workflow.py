@@ -93,6 +93,9 @@ def test_task_jobs_tables_law_report_and_caching(workflow):
     assert 'id="tasks_vs_bpw"' in (report / "index.html").read_text()
     assert workflow.dry_run_jobs() == {}
 
+    # The answer's budgets rerun the report only.
+    workflow.write_config({**tasks_config(), "budgets": {"peak_memory_mb": 500, "min_accuracy_pct": 30}})
+    assert workflow.dry_run_jobs() == {"report": 1, "all": 1}
     # The task config reruns the task jobs and what reads them, nothing else.
     workflow.write_config(tasks_config(arc_easy={"items": 5}))
     assert workflow.dry_run_jobs() == {"tasks": 4, "laws": 1, "report": 1, "all": 1}
