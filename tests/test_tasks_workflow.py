@@ -93,11 +93,15 @@ def test_task_jobs_tables_law_report_and_caching(workflow):
     summary = (report / "summary.md").read_text()
     assert "## Task accuracy against bits per weight" in summary
     assert "arc_easy/acc (n 4)" in summary and "winogrande: 4 of 1267 documents, 0 shots" in summary
-    assert "task_acc" in summary and "Pareto front (energy vs task accuracy)" in summary
+    assert "task accuracy (%)" in summary and "Pareto front (energy vs task accuracy)" in summary
+    assert summary.index("## Answer: the best model and scheme") < summary.index("## Host and runs")
     assert (report / "tasks_vs_bpw.png").stat().st_size > 10_000
     assert 'id="tasks_vs_bpw"' in (report / "index.html").read_text()
     assert workflow.dry_run_jobs() == {}
 
+    # The answer's budgets rerun the report only.
+    workflow.write_config({**tasks_config(), "budgets": {"peak_memory_mb": 500, "min_accuracy_pct": 30}})
+    assert workflow.dry_run_jobs() == {"report": 1, "all": 1}
     # The task config reruns the task jobs and what reads them, nothing else.
     workflow.write_config(tasks_config(arc_easy={"items": 5}))
     assert workflow.dry_run_jobs() == {"tasks": 5, "laws": 1, "report": 1, "all": 1}

@@ -324,6 +324,10 @@ def laws_json():
     return json.dumps(CONFIG["laws"], sort_keys=True)
 
 
+def budgets_json():
+    return json.dumps(CONFIG["budgets"], sort_keys=True)
+
+
 def comparisons_json():
     return json.dumps(CONFIG["comparisons"], sort_keys=True)
 

@@ -31,10 +31,13 @@ rule report:
         slurm_partition=compute_partition,
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.html),
+        budgets=budgets_json(),
+        settings=laws_json(),
         code=code("report"),
     shell:
         "python -m edgelaw --log {log} report --runs {input.runs} --quality {input.quality}"
         " --tasks {input.tasks}"
         " --laws {input.laws} --tradeoffs {input.tradeoffs} --comparisons {input.comparisons}"
         " --crossover {input.crossover} --bottleneck {input.bottleneck}"
-        " --host {input.host} --out-dir {params.out_dir}"
+        " --host {input.host} --budgets {params.budgets:q} --settings {params.settings:q}"
+        " --out-dir {params.out_dir}"

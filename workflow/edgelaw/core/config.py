@@ -122,7 +122,7 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
     if not problems:
         problems += _check_vision(config) + _check_pypi(config)
     if not problems:
-        problems += _check_comparisons(config, comparisons_given)
+        problems += _check_comparisons(config, comparisons_given) + _check_budgets(config)
     if not problems and config["devices"] and config["quality"]["per_device"]:
         problems.append("quality.per_device: a fleet (devices) shares one quality folder, scored on the compute "
                         "partition; set quality.per_device: false, or measure each device in a run of its own")
@@ -141,6 +141,26 @@ def _check_vision(config: dict) -> list[str]:
         for key in ("image_max_tokens", "image_min_tokens"):
             if model.get(key) is not None:
                 problems.append(f"models.{name}.{key}: only a VLM has an image clamp; set models.{name}.mmproj or remove it")
+    return problems
+
+
+def _check_budgets(config: dict) -> list[str]:
+    """The answer's budgets: a prompt length inside the measured range, an accuracy the tasks measure."""
+    budgets, problems = config["budgets"], []
+    lengths = config["bench"]["prompt_tokens"]
+    p = budgets["prompt_tokens"]
+    if p is not None and not min(lengths) <= p <= max(lengths):
+        problems.append(f"budgets.prompt_tokens: {p} is outside the measured prompt lengths (bench.prompt_tokens "
+                        f"{min(lengths)} to {max(lengths)}); pick one in that range, or measure it")
+    sets = config["tasks"]["sets"]
+    for key in ("min_accuracy_pct", "accuracy"):
+        if budgets[key] is not None and not sets:
+            problems.append(f"budgets.{key}: needs task accuracy, and tasks.sets is empty; add tasks to tasks.sets "
+                            "(docs/tasks.md) or set it to null")
+    task = (budgets["accuracy"] or "").split("/")[0]
+    if task and sets and task not in sets:
+        problems.append(f"budgets.accuracy: {budgets['accuracy']!r} names task {task!r}, which tasks.sets does not "
+                        f"score ({', '.join(sets)}); name one of those, or null for their mean")
     return problems
 
 

@@ -45,8 +45,10 @@ BOTTLENECK = "results/{device}/bottleneck.parquet"
 DERIVED = [LAWS, TRADEOFFS, COMPARISONS, CROSSOVER, BOTTLENECK]
 
 REPORT_DIR = "results/{device}/report"
-FIGURES = ["cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "tasks_vs_bpw", "pareto", "roofline", "comparisons",
-           "knee", "accuracy_vs_weight_bytes", "bottleneck_vs_size"]
+# The report opens with the answer for the config's budgets (edgelaw.report.answer) and its figure.
+ANSWER_FIGURE = "answer"
+FIGURES = [ANSWER_FIGURE, "cost_vs_tokens", "cost_vs_bpw", "quality_vs_bpw", "tasks_vs_bpw", "pareto", "roofline",
+           "comparisons", "knee", "accuracy_vs_weight_bytes", "bottleneck_vs_size"]
 FIGURE_FORMATS = ["png", "svg"]
 # A report folder (one device's, or the cross-device one) holds the figures, the summary and the page.
 FIGURE_FILE = "{figure}.{ext}"

@@ -17,6 +17,8 @@ def args_report(p) -> None:
     p.add_argument("--crossover", required=True)
     p.add_argument("--bottleneck", required=True)
     p.add_argument("--host", required=True)
+    p.add_argument("--budgets", default="{}", help="the config's budgets section, JSON (defaults: the schema's)")
+    p.add_argument("--settings", default="{}", help="the config's laws section, JSON (n_boot, seed)")
     p.add_argument("--out-dir", required=True)
 
 
@@ -25,12 +27,17 @@ def cmd_report(a) -> None:
 
     import pandas as pd
 
+    from edgelaw.core.config import defaults
     from edgelaw.core.tables import read_many
+    from edgelaw.report.answer import Budgets
     from edgelaw.report.page import build
 
+    budgets = Budgets.from_config(defaults("budgets", json.loads(a.budgets)))
+    settings = defaults("laws", json.loads(a.settings))
     build(Path(a.out_dir), read_many(a.runs), read_many(a.quality), pd.read_parquet(a.laws),
           pd.read_parquet(a.tradeoffs), pd.read_parquet(a.comparisons), json.loads(open(a.host).read()),
-          read_many(a.tasks), pd.read_parquet(a.crossover), pd.read_parquet(a.bottleneck))
+          read_many(a.tasks), pd.read_parquet(a.crossover), pd.read_parquet(a.bottleneck), budgets,
+          settings["n_boot"], settings["seed"])
     say(f"report: {a.out_dir}/index.html")
 
 

@@ -275,3 +275,46 @@ def knee(runs: pd.DataFrame, laws: pd.DataFrame):
     fig.suptitle("Resolution knee: the cost is flat above the clamp and falls below it")
     fig.tight_layout()
     return fig
+
+
+def answer(table: pd.DataFrame, budgets, best=None, runner_up=None):
+    """Task accuracy against energy per request for every model x scheme (the answer's candidates, from
+    edgelaw.report.answer), with both 95% intervals, the Pareto front across models, the budgets as lines
+    and the best and runner-up marked; a candidate over the memory budget is drawn hollow."""
+    data = table.dropna(subset=["acc_pct", "energy_j"]) if len(table) else table
+    if data.empty:
+        return _empty("Accuracy vs energy per request", "needs token-sweep runs and task accuracy (tasks.sets)")
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for i, (model, g) in enumerate(data.groupby("model", sort=True)):
+        color = f"C{i % 10}"
+        xerr = np.vstack([g["energy_j"] - g["energy_low"], g["energy_high"] - g["energy_j"]])
+        yerr = np.vstack([g["acc_pct"] - g["acc_low"], g["acc_high"] - g["acc_pct"]])
+        xerr, yerr = (np.clip(np.nan_to_num(e), 0, None) for e in (xerr, yerr))  # a percentile CI may miss its point
+        ax.errorbar(g["energy_j"], g["acc_pct"], xerr=xerr, yerr=yerr, fmt="none",
+                    ecolor=color, alpha=0.35, capsize=2)
+        over = g["miss_memory"] > 0
+        ax.scatter(g.loc[~over, "energy_j"], g.loc[~over, "acc_pct"], color=color, zorder=3, label=model)
+        ax.scatter(g.loc[over, "energy_j"], g.loc[over, "acc_pct"], facecolors="none", edgecolors=color, zorder=3)
+        for _, r in g.iterrows():
+            ax.annotate(r["quant"], (r["energy_j"], r["acc_pct"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = data[data["pareto"]].sort_values("energy_j")
+    ax.step(front["energy_j"], front["acc_pct"], where="post", color="k", lw=1, label="Pareto front")
+    if budgets.energy_j:
+        ax.axvline(budgets.energy_j, color="C3", ls="--", lw=1, label=f"energy budget {budgets.energy_j:g} J")
+    if budgets.min_accuracy_pct:
+        ax.axhline(budgets.min_accuracy_pct, color="C3", ls=":", lw=1,
+                   label=f"accuracy budget {budgets.min_accuracy_pct:g}%")
+    for r, text in ((best, "best"), (runner_up, "runner-up")):
+        if r is not None:
+            ax.scatter([r["energy_j"]], [r["acc_pct"]], s=260, marker="*" if text == "best" else "o",
+                       facecolors="none", edgecolors="k", lw=1.5, zorder=4)
+            ax.annotate(text, (r["energy_j"], r["acc_pct"]), fontsize=9, weight="bold", xytext=(6, -14),
+                        textcoords="offset points")
+    p, n_gen = int(data["prompt_tokens"].iloc[0]), int(data["n_gen"].iloc[0])
+    ax.set_xlabel(f"energy per request, J ({p} prompt + {n_gen} generated tokens; bars: 95%)")
+    ax.set_ylabel("task accuracy, % (bars: 95%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    hollow = f"; hollow: over the memory budget ({budgets.peak_memory_mb:g} MB)" if budgets.peak_memory_mb else ""
+    ax.set_title(f"Accuracy against energy per request, every model x scheme{hollow}", fontsize=10)
+    return fig

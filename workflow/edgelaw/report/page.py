@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from edgelaw.report import answer as answers
 from edgelaw.report import figures as draw
 from edgelaw.report import findings as size_findings
 from edgelaw.core import tables
@@ -21,6 +23,33 @@ from edgelaw.core.points import by_job, describe, missing_points, remeasure_comm
 
 def _fmt(v: float, digits: int = 3) -> str:
     return "n/a" if pd.isna(v) else f"{v:.{digits}g}"
+
+
+# Column names in words, with their units, as the summary prints them.
+WORDS = {"cpu_core_s": "CPU core-seconds", "mem_gb_s": "memory GB-seconds", "energy_j": "energy (J)",
+         "peak_rss_bytes": "peak memory (MB)", "decode_tps": "decode tok/s", "ppl": "perplexity",
+         "top1_pct": "top-1 agreement (%)", "kld_mean": "mean KL divergence (nats)", "sem_ref":
+         "semantic similarity to the references", "sem_base": "semantic similarity to the base"}
+
+
+def words(column: str) -> str:
+    return WORDS.get(column, column)
+
+
+def tradeoff_table(trade: pd.DataFrame, has_tasks: bool) -> str:
+    """The trade-offs table in words and a person's units (MB, J, %, tok/s)."""
+    t = trade.assign(peak_mb=trade["peak_rss_bytes"] / 1e6, roofline_pct=100 * trade["roofline_fraction"])
+    cols = {"model": "model", "quant": "scheme", "bpw": "bits per weight", "cpu_core_s": "CPU core-s",
+            "mem_gb_s": "memory GB-s", "energy_j": "energy (J)", "peak_mb": "peak memory (MB)",
+            "decode_tps": "decode tok/s", "roofline_pct": "of the bandwidth bound (%)", "ppl": "perplexity",
+            "top1_pct": "top-1 agreement (%)", "sem_base": "similarity to base"}
+    if has_tasks:
+        t = t.assign(acc_pct=100 * t["task_acc"], acc_se=100 * t["task_acc_se"])
+        cols.update(acc_pct="task accuracy (%)", acc_se="± (points, 1 s.e.)")
+    fronts = [("CPU", t["pareto_cpu"])] + ([("energy", t["pareto_energy"])] if has_tasks else [])
+    t["front"] = [", ".join(n for (n, _), on in zip(fronts, flags) if on) for flags in zip(*(f for _, f in fronts))]
+    cols["front"] = "Pareto front"
+    return markdown_table(t[[c for c in cols if c in t]].rename(columns=cols))
 
 
 def _param(laws: pd.DataFrame, sel, param: str) -> pd.Series | None:
@@ -100,8 +129,11 @@ def task_lines(tasks: pd.DataFrame, laws: pd.DataFrame) -> list[str]:
 
 
 def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFrame | None = None,
-                  cross: pd.DataFrame | None = None, neck: pd.DataFrame | None = None) -> list[str]:
-    lines = [f"# edgelaw report: {host.get('device', '?')}", ""]
+                  cross: pd.DataFrame | None = None, neck: pd.DataFrame | None = None,
+                  opening: list[str] | None = None) -> list[str]:
+    """The summary in markdown: the title, `opening` (the answer section), then the host and the findings."""
+    lines = [f"# edgelaw report: {host.get('device', '?')}", ""] + (opening or [])
+    lines += ["## Host and runs", ""] if opening else []
     h = host.get("host", {})
     bw = host.get("memory_bandwidth", {}).get("copy_gb_s")
     lines += [f"Host: {h.get('cpu', '?')}, {h.get('cores_logical', '?')} logical cores, "
@@ -116,34 +148,33 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFr
             if s.empty:
                 continue
             s, i = s.iloc[0], i.iloc[0]
-            lines.append(f"| {model} | {quant} | {y} | {_fmt(s.value)} ({_fmt(s.ci_low)} to {_fmt(s.ci_high)}) | "
+            lines.append(f"| {model} | {quant} | {words(y)} | {_fmt(s.value)} ({_fmt(s.ci_low)} to {_fmt(s.ci_high)}) | "
                          f"{_fmt(i.value)} | {s.r2:.3f} | {s.n} |")
     lines += ["", "## Cost against bits per weight (study B, finding 2)", ""]
     for _, r in laws[laws["law"].str.startswith("cost_vs_bpw") & (laws["param"] == "slope")].iterrows():
-        unit = " MB" if r.y == "peak_rss_bytes" else ""
+        unit = {"peak_rss_bytes": " MB", "energy_j": " J", "cpu_core_s": " core-s"}.get(r.y, "")
         scale = 1e6 if r.y == "peak_rss_bytes" else 1
-        lines.append(f"- {r.model}: {r.y} changes by {_fmt(r.value / scale)}{unit} per bit per weight "
+        what = words(r.y).split(" (")[0]  # the unit goes with the number
+        lines.append(f"- {r.model}: {what} changes by {_fmt(r.value / scale)}{unit} per bit per weight "
                      f"(95% CI {_fmt(r.ci_low / scale)} to {_fmt(r.ci_high / scale)}; R² {r.r2:.2f}, n {r.n}).")
     lines += ["", "## Quality against bits per weight (study B's threshold)", ""]
     for _, r in laws[(laws["law"] == "quality_vs_bpw") & (laws["param"] == "knee")].iterrows():
         note = f" Note: {r.note}." if r.note else ""
-        lines.append(f"- {r.model}: {r.y} is flat above {r.value:.2f} BPW and changes below it "
+        lines.append(f"- {r.model}: {words(r.y)} is flat above {r.value:.2f} BPW and changes below it "
                      f"(95% CI {r.ci_low:.2f} to {r.ci_high:.2f}; R² {r.r2:.2f}).{note}")
     lines += task_lines(tasks if tasks is not None else pd.DataFrame(), laws)
     if len(trade):
         has_tasks = "task_acc" in trade and trade["task_acc"].notna().any()
-        lines += ["", "## Trade-offs at one prompt length", "", markdown_table(trade[[
-            c for c in ["model", "quant", "bpw", "cpu_core_s", "mem_gb_s", "energy_j", "peak_rss_bytes", "decode_tps",
-                        "roofline_fraction", "ppl", "top1_pct", "sem_base", "task_acc", "task_acc_se", "pareto_cpu",
-                        "pareto_energy"]
-            if c in trade and (has_tasks or not c.startswith(("task_acc", "pareto_energy")))]])]
+        lines += ["", f"## Trade-offs at {int(trade['x_ref'].iloc[0])} prompt tokens", "",
+                  "Per run (the prompt and bench.n_gen generated tokens), mean of the runs at that length.", "",
+                  tradeoff_table(trade, has_tasks)]
         front = trade[trade["pareto_cpu"]]
         if len(front):
             lines += ["", f"Pareto front (CPU vs perplexity): {', '.join(front['model'] + '/' + front['quant'])}."]
         if has_tasks:
             front = trade[trade["pareto_energy"]]
-            lines += ["", "`task_acc` is the mean of the tasks' headline metrics (`acc`; gsm8k's strict match), "
-                      "`task_acc_se` its standard error. Pareto front (energy vs task accuracy): "
+            lines += ["", "Task accuracy is the mean of the tasks' headline metrics (`acc`; gsm8k's strict match), "
+                      "± its standard error. Pareto front (energy vs task accuracy): "
                       f"{', '.join(front['model'] + '/' + front['quant']) or 'none'}."]
         rf = trade["roofline_fraction"].dropna()
         if len(rf):
@@ -151,7 +182,7 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFr
     if len(comp):
         lines += ["", "## Comparisons", ""]
         for (b, v), g in comp.groupby(["baseline", "variant"], sort=False):
-            parts = [f"{r.metric} {r.change_pct:+.1f}% ({r.ci_low:+.1f} to {r.ci_high:+.1f})" for r in g.itertuples()]
+            parts = [f"{words(r.metric)} {r.change_pct:+.1f}% ({r.ci_low:+.1f} to {r.ci_high:+.1f})" for r in g.itertuples()]
             lines.append(f"- {v} vs {b}: " + "; ".join(parts) + ".")
     knees = laws[laws["law"].str.startswith("resolution_knee") & (laws["param"] == "knee")]
     if len(knees):
@@ -162,7 +193,7 @@ def summary_lines(runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFr
             clamp = images.loc[(images["model"] == r.model) & (images["quant"] == r.quant), "clamp_pixels"].dropna()
             where = (f"; the clamp is at {clamp.iloc[0]:,.0f} px (knee / clamp = {r.value / clamp.iloc[0]:.2f})"
                      if len(clamp) else "")
-            lines.append(f"- {r.model}/{r.quant}, {series}: {r.y} is flat above {r.value:,.0f} nominal pixels "
+            lines.append(f"- {r.model}/{r.quant}, {series}: {words(r.y)} is flat above {r.value:,.0f} nominal pixels "
                          f"(95% CI {r.ci_low:,.0f} to {r.ci_high:,.0f}){where}.")
     if cross is not None and neck is not None:
         lines += size_findings.lines(cross, neck, trade)
@@ -185,9 +216,24 @@ def write_summary(path: Path, lines: list[str]) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
+IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<name>[A-Za-z0-9_]+)\.png\)")
+
+
+def section_id(heading: str) -> str:
+    """A level-2 heading's section id: its words before any colon, lowercased ("Answer: ..." -> answer)."""
+    return re.sub(r"[^a-z0-9]+", "-", heading.split(":", 1)[0].lower()).strip("-") or "section"
+
+
+def _figure(name: str, figure_dir: Path) -> str:
+    data = base64.b64encode((figure_dir / f"{name}.png").read_bytes()).decode()
+    return (f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>")
+
+
 def write_html(path: Path, lines: list[str], figure_dir: Path, title: str, figures: list[str] | None = None) -> None:
-    """Markdown-ish summary to HTML (headings, bullets, tables), then every figure inline."""
-    body, table = [], []
+    """Markdown-ish summary to HTML (headings, bullets, tables, `![alt](figure.png)` lines), each level-2
+    heading opening a <section> (id: section_id), then every figure not already shown inline."""
+    body, table, shown, open_section = [], [], set(), [False]
 
     def flush_table():
         if table:
@@ -196,39 +242,63 @@ def write_html(path: Path, lines: list[str], figure_dir: Path, title: str, figur
             body.append("<table>" + "".join(cells) + "</table>")
             table.clear()
 
+    def close_section():
+        if open_section[0]:
+            body.append("</section>")
+            open_section[0] = False
+
     for line in (part for entry in lines for part in entry.split("\n")):
         if line.startswith("|"):
             table.append(line)
             continue
         flush_table()
-        if line.startswith("#"):
+        if (image := IMAGE.fullmatch(line.strip())) and (figure_dir / f"{image['name']}.png").is_file():
+            body.append(_figure(image["name"], figure_dir))
+            shown.add(image["name"])
+        elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+            text = line.lstrip("#").strip()
+            if level <= 2:
+                close_section()
+            if level == 2:
+                body.append(f'<section id="{section_id(text)}">')
+                open_section[0] = True
+            body.append(f"<h{level}>{html.escape(text)}</h{level}>")
         elif line.startswith("- "):
             body.append(f"<p>&bull; {html.escape(line[2:])}</p>")
         elif line.strip():
             body.append(f"<p>{html.escape(line)}</p>")
     flush_table()
+    close_section()
     for name in figures if figures is not None else FIGURES:
-        data = base64.b64encode((figure_dir / f"{name}.png").read_bytes()).decode()
-        body.append(f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>")
+        if name not in shown:
+            body.append(_figure(name, figure_dir))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
             "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}table{border-collapse:collapse;"
-            "font-size:12px}td{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>"
+            "font-size:12px}td{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}"
+            "section#answer{border:2px solid #4a7;padding:0 1em 1em;margin-bottom:1em}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")
     with atomic_path(path) as tmp:
         tmp.write_text(page)
 
 
 def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict, tasks: pd.DataFrame | None = None,
-          cross: pd.DataFrame | None = None, neck: pd.DataFrame | None = None) -> None:
+          cross: pd.DataFrame | None = None, neck: pd.DataFrame | None = None,
+          budgets: answers.Budgets | None = None, n_boot: int = 1000, seed: int = 0) -> None:
+    """The report of one device; `budgets` (the config's, default the schema's) and the laws' bootstrap
+    settings (n_boot, seed) make its opening answer."""
+    from edgelaw.core.config import defaults
+
     tasks = tasks if tasks is not None else pd.DataFrame()
     cross = cross if cross is not None else pd.DataFrame(columns=tables.CROSSOVER.names)
     neck = neck if neck is not None else pd.DataFrame(columns=tables.BOTTLENECK.names)
+    budgets = budgets or answers.Budgets.from_config(defaults("budgets"))
     out_dir.mkdir(parents=True, exist_ok=True)
     bw = host.get("memory_bandwidth", {}).get("copy_gb_s")
+    x_ref = int(trade["x_ref"].iloc[0]) if len(trade) else 0
+    answer = answers.choose(answers.candidates(runs, tasks, budgets, x_ref, n_boot, seed))
     drawn = {
+        answers.FIGURE: draw.answer(answer.table, budgets, answer.best, answer.runner_up),
         "cost_vs_tokens": draw.cost_vs_tokens(runs, laws),
         "cost_vs_bpw": draw.cost_vs_bpw(trade, laws),
         "quality_vs_bpw": draw.quality_vs_bpw(quality, laws),
@@ -241,7 +311,7 @@ def build(out_dir: Path, runs, quality, laws, trade, comp, host: dict, tasks: pd
     }
     for name, fig in drawn.items():
         draw.save(fig, str(out_dir / name))
-    lines = summary_lines(runs, quality, laws, trade, comp, host, tasks, cross, neck)
+    lines = summary_lines(runs, quality, laws, trade, comp, host, tasks, cross, neck,
+                          opening=answers.lines(answer, budgets, tasks, x_ref))
     write_summary(out_dir / SUMMARY_FILE, lines)
     write_html(out_dir / HTML_FILE, lines, out_dir, f"edgelaw report: {host.get('device', '')}")
-
