@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from edgelaw.core.atomic import atomic_path  # noqa: E402
+from edgelaw.core.layout import FIGURE_FORMATS  # noqa: E402
 from edgelaw.laws.fit import hinge  # noqa: E402
 from edgelaw.laws.derive import knee_law  # noqa: E402
 
@@ -28,7 +29,7 @@ LABELS = {
 
 
 def save(fig, stem: str) -> None:
-    for ext in ("png", "svg"):
+    for ext in FIGURE_FORMATS:
         with atomic_path(f"{stem}.{ext}") as tmp:
             fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight")
     plt.close(fig)

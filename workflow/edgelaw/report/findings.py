@@ -15,6 +15,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from edgelaw.laws import findings  # noqa: E402
+from edgelaw.report.figures import _empty  # noqa: E402
 
 SHOWN = 12  # settled pairs listed in words; the table has them all
 WEIGHT_WORDS = "weight bytes: the bytes of the GGUF's tensors, not the file's size"
@@ -225,14 +226,6 @@ def lines(cross: pd.DataFrame, neck: pd.DataFrame, trade: pd.DataFrame) -> list[
 
 
 # --- figures ---------------------------------------------------------------------------------------
-
-
-def _empty(title: str, message: str):
-    fig, ax = plt.subplots(figsize=(6, 2.5))
-    ax.axis("off")
-    ax.set_title(title)
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
-    return fig
 
 
 def _mb_axis(ax) -> None:
