@@ -36,21 +36,24 @@ from lm_eval.api.model import TemplateLM  # noqa: E402
 class LlamaScratch(TemplateLM):
     """loglikelihood and generate_until over llama.cpp, each request alone in an empty cache."""
 
-    def __init__(self, gguf: str, threads: int, n_ctx: int = 2048):
+    def __init__(self, gguf: str, threads: int, ubatch: int, flash_attn: int, repack: bool, n_ctx: int = 2048):
         super().__init__()
         self._quiet = ll.llama_log_callback(lambda *a: None)  # kept: llama.cpp holds the pointer
         ll.llama_log_set(self._quiet, ctypes.c_void_p(0))
         ll.llama_backend_init()
         mp = ll.llama_model_default_params()
         mp.n_gpu_layers = 0
+        mp.use_extra_bufts = repack  # llama.cpp's CPU weight repacking, as edgelaw's taskscore.REPACK
         self.model = ll.llama_model_load_from_file(gguf.encode(), mp)
         cp = ll.llama_context_default_params()
         cp.n_ctx = cp.n_batch = n_ctx
         cp.n_threads = cp.n_threads_batch = threads
         cp.offload_kqv = cp.op_offload = False
-        # micro-batches of 32 tokens, as edgelaw scores tasks: llama.cpp's CPU flash attention gives results
-        # that depend on the micro-batch size, by up to 0.39 nats an item (edgelaw.quality.taskscore)
-        cp.n_ubatch = 32
+        # micro-batch size and flash attention as edgelaw scores tasks (the driver passes taskscore's
+        # UBATCH, FLASH_ATTN and REPACK): llama.cpp's CPU flash attention gives results that depend on the number
+        # of tokens in a micro-batch, by up to 0.39 nats an item (edgelaw.quality.taskscore)
+        cp.n_ubatch = ubatch
+        cp.flash_attn_type = flash_attn
         self.ctx = ll.llama_init_from_model(self.model, cp)
         self.mem = ll.llama_get_memory(self.ctx)
         self.vocab = ll.llama_model_get_vocab(self.model)
@@ -171,11 +174,14 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--shots", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ubatch", type=int, required=True)
+    ap.add_argument("--flash-attn", type=int, required=True, help="-1 auto, 0 off, 1 on")
+    ap.add_argument("--repack", type=int, required=True, help="1: llama.cpp's CPU weight repacking on, 0 off")
     a = ap.parse_args()
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    lm = LlamaScratch(a.gguf, a.threads)
+    lm = LlamaScratch(a.gguf, a.threads, a.ubatch, a.flash_attn, bool(a.repack))
     with tempfile.TemporaryDirectory() as d:
         name = task_yaml(Path(d), a.task, a.parquet)
         res = lm_eval.simple_evaluate(model=lm, tasks=[name], num_fewshot=a.shots, task_manager=TaskManager(include_path=d),

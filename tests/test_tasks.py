@@ -88,13 +88,18 @@ def test_encode_pair_as_lm_eval(q8):
     whole = q8.encode("Question: 2+2?\nAnswer: 4")
     assert ctx == q8.encode("Question: 2+2?\nAnswer:") and ctx + cont == whole
     assert q8.add_bos is False  # SmolLM2's GGUF adds no BOS: none is prepended
+    long = "Question: " + "why " * 2100 + "\nAnswer:"
+    with pytest.raises(EdgelawError, match="item 0 needs .* raise the task context"):
+        q8.loglikelihood([[q8.encode_pair(long, " yes"), q8.encode_pair(long, " no")]])
 
 
 @pytest.mark.parametrize("task", ["arc_easy", "hellaswag", "winogrande"])
 def test_fast_scoring_equals_scoring_from_scratch(wheel, q8, task):
     data = taskdata.load(task, wheel)
     items = taskformat.build(data, taskformat.sample_indices(len(data.docs), 6, 0), 0)
+    batches = q8.batches
     fast = taskmetrics.score_items(q8, items)
+    assert q8.batches - batches < len(items)  # items share batches
     for it, row in zip(items, fast.itertuples()):
         scratch = [q8.loglikelihood_scratch(q8.encode_pair(c, k)).loglik for c, k in it.pairs]
         np.testing.assert_allclose(row.loglik, scratch, atol=1e-3)

@@ -7,17 +7,32 @@ model adds one (`tokenizer.ggml.add_bos_token`), as lm-eval's Hugging Face backe
 tokenizer's. The model input is (context + continuation)[-(n_ctx + 1):][:-1], as lm-eval truncates.
 
 Speed: the requests of one item share the tokens before the first place they differ (all of the
-context, for a multiple-choice item). That prefix is evaluated once in one sequence, copied to the
-item's other sequences in the KV cache (a copy marks the same cells as belonging to them too: the
-cache is unified), and the continuations are evaluated as parallel sequences in one batch. The code
-packs items into a batch up to the context's cells and sequences, but takes one item a batch
-(ITEMS_PER_BATCH: why below).
+context but its last token, for a multiple-choice item). Those tokens go into the batch once, carrying
+the sequence ids of all the item's requests (the KV cache is unified: one cell serves every sequence
+that holds it), and each request's remaining tokens follow as its own sequence. Items are packed into
+one batch up to BATCH_TOKENS tokens (the cache is cleared between batches); logits are requested only
+for the positions that score a continuation token, and log p is taken over those rows only.
+
+Same numbers as scoring each request alone: llama.cpp's CPU flash attention takes one of two kernels by
+the number of query rows in a micro-batch: below 64 rows it visits only the cells a row may see, one
+after another (Q rounded to F16, an F16 accumulator), so a row's result does not depend on which other
+sequences share the batch or where its cells lie; from 64 rows on it works in F32 tiles of 64 cells,
+and the result moves with the batching (by 0.34 nats on one ARC request of SmolLM2 Q8_0). Without flash
+attention the softmax and the V product sum in SIMD groups by cell index, so a request's result moves
+with where its cells land (0.19 nats on that request, up to 1.3 on 20 HellaSwag items). So flash
+attention is on (FLASH_ATTN) and every micro-batch has 2 to UBATCH = 63 rows (a single query row over
+512 cells or more takes a third kernel, split over the threads): fast scoring then equals scoring from
+scratch with the same settings to the last bit on SmolLM2 Q8_0 (bench/tasks_profile.py, docs/tasks.md).
+The CPU weight repacking (REPACK) is off: with it, a k-quant's matmul rounds a row differently by its
+place in the micro-batch (most likely the repacked kernels' groups of 4 rows; not traced), and SmolLM2 Q4_K_M's log-likelihoods moved
+by up to 1.5 nats with the batching; without it, by 5e-3 at most.
 `loglikelihood_scratch` scores one request in an empty cache, alone: the reference it is tested against.
 """
 
 from __future__ import annotations
 
 import ctypes
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,19 +40,11 @@ import numpy as np
 from edgelaw.core.errors import EdgelawError
 from edgelaw.core.llama import lib, load_model, tokenize
 
-# Why one item a batch, in micro-batches of 32 tokens (measured with llama-cpp-python 0.3.36 on SmolLM2
-# against each request scored alone from an empty cache; the causes are not found):
-# - a micro-batch of more than 32 tokens that mixes sequences gave wrong log-likelihoods, off by up
-#   to 1.7 nats, with flash attention on or off, even for one item's continuations;
-# - with flash attention off, mixing sequences was wrong even in micro-batches of 32;
-# - llama.cpp's CPU flash attention takes another path above 32 tokens a micro-batch, and its results
-#   depend on it: one ARC item moved by 0.39 nats on Q8_0 (0.03 on the F16 base) between micro-batches
-#   of 32 and 512 tokens, also for one sequence alone. Micro-batches of 32 keep every decode on one path;
-# - several items in one batch were off by up to 0.03 nats on HellaSwag, one item a batch exact
-#   (30 HellaSwag and ARC items).
-# The reference in bench/tasks_lmeval_ref.py uses micro-batches of 32 too, for the third reason.
-UBATCH = 32
-ITEMS_PER_BATCH = 1
+UBATCH = 63  # rows a micro-batch at most: below ggml's 64-row flash-attention tile (module docstring)
+BATCH_TOKENS = 512  # rows packed across items into one batch; an item longer than this goes alone
+FLASH_ATTN = 1  # LLAMA_FLASH_ATTN_TYPE_ENABLED (module docstring)
+REPACK = False  # llama.cpp's CPU weight repacking off (module docstring)
+N_SEQ = 64  # sequences a batch holds (llama.cpp's n_seq_max)
 GEN_SEQS = 8  # greedy generations run side by side, one token each per step
 
 Pair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
@@ -50,31 +57,73 @@ class Score:
     n_tokens: int
 
 
+@dataclass
+class _Plan:
+    """One item's batch rows: its shared prefix (`prefix` rows, each in all of the item's sequences),
+    then each request's own rows (`tail_seq`: the request's sequence, counted from the item's first);
+    token, position and whether its logits are read per row; the continuation tokens each request
+    scores, in row order."""
+
+    tokens: np.ndarray
+    pos: np.ndarray
+    wants: np.ndarray
+    prefix: int
+    tail_seq: np.ndarray
+    targets: list[list[int]]
+
+    @property
+    def n_seq(self) -> int:
+        return len(self.targets)
+
+
+class _Batch:
+    """The arrays of a llama_batch (one row of `n_seq` sequence ids per token), filled without a Python
+    loop over tokens; `_decode` points llama_batch views into them."""
+
+    def __init__(self, ll, n: int, n_seq: int):
+        self.i32 = i32 = ctypes.POINTER(ctypes.c_int32)
+        self.token = np.zeros(n, np.int32)
+        self.pos = np.zeros(n, np.int32)
+        self.n_seq_id = np.zeros(n, np.int32)
+        self.seq = np.zeros((n, n_seq), np.int32)
+        self.logits = np.zeros(n, np.int8)
+        base, row = self.seq.ctypes.data, self.seq.strides[0]
+        self.rows = (i32 * n)(*[ctypes.cast(base + i * row, i32) for i in range(n)])
+
+
 class TaskScorer:
-    def __init__(self, path: str, threads: int, what: str, n_ctx: int = 4096, n_seq: int = 16):
+    def __init__(self, path: str, threads: int, what: str, n_ctx: int = 4096, n_seq: int = N_SEQ,
+                 ubatch: int = UBATCH, batch_tokens: int = BATCH_TOKENS, flash_attn: int = FLASH_ATTN,
+                 items_per_batch: int | None = None, repack: bool = REPACK):
         self.ll = ll = lib()
         self.what = what
-        self.model = load_model(path, what)
+        self.model = load_model(path, what, repack=repack)
         n_ctx = min(n_ctx, ll.llama_model_n_ctx_train(self.model))
-        self.ctx = self._unified_context(n_ctx, threads, n_seq)
+        self.ctx = self._unified_context(n_ctx, threads, n_seq, ubatch, flash_attn)
         self.n_ctx = ll.llama_n_ctx(self.ctx)
         self.n_seq = n_seq
+        self.batch_tokens = min(batch_tokens, self.n_ctx)
+        self.items_per_batch = items_per_batch
         self.mem = ll.llama_get_memory(self.ctx)
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
         self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
         self.bos = ll.llama_vocab_bos(self.vocab)
         self.eos = ll.llama_vocab_eos(self.vocab)
-        self.batch = ll.llama_batch_init(self.n_ctx, 0, 1)
+        self.batch = _Batch(ll, self.n_ctx, n_seq)
+        self.ubatch = min(ubatch, self.n_ctx)
+        self.decode_seconds = 0.0  # time inside llama_decode (bench/tasks_profile.py)
+        self.decodes = self.batches = self.tokens_decoded = 0
 
-    def _unified_context(self, n_ctx: int, threads: int, n_seq: int):
-        """A CPU-only context whose n_seq sequences share one KV cache (a copied prefix is the same cells).
+    def _unified_context(self, n_ctx: int, threads: int, n_seq: int, ubatch: int, flash_attn: int):
+        """A CPU-only context whose n_seq sequences share one KV cache (a cell can belong to several).
         Built here rather than through core.llama.new_context so that the bench and quality jobs, whose
         code checksums cover core/llama.py, do not rerun for it."""
         ll = self.ll
         p = ll.llama_context_default_params()
         p.n_ctx = p.n_batch = n_ctx
-        p.n_ubatch, p.n_seq_max, p.kv_unified = UBATCH, n_seq, True
+        p.n_ubatch, p.n_seq_max, p.kv_unified = min(ubatch, n_ctx), n_seq, True
+        p.flash_attn_type = flash_attn
         p.n_threads = p.n_threads_batch = threads
         p.offload_kqv = p.op_offload = False
         p.no_perf = True
@@ -85,7 +134,6 @@ class TaskScorer:
 
     def close(self) -> None:
         ll = self.ll
-        ll.llama_batch_free(self.batch)
         ll.llama_free(self.ctx)
         ll.llama_model_free(self.model)
         self.ctx = self.model = None
@@ -112,19 +160,46 @@ class TaskScorer:
         return inp, len(inp) - len(cont)
 
     # -- decoding ------------------------------------------------------------------------------------
-    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> np.ndarray | None:
-        """Decode (token, pos, seq, wants logits) entries in one batch; the logits rows, in order."""
+    def _decode(self, n: int) -> np.ndarray | None:
+        """Decode the first n rows of the batch in micro-batches of at most UBATCH rows, of sizes as equal
+        as they can be (so none has a single row: llama.cpp's CPU flash attention takes yet another path
+        for one query row over 512 cells or more); the logits rows asked for, in row order."""
         ll, b = self.ll, self.batch
-        for i, (tok, pos, seq, out) in enumerate(entries):
-            b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = tok, pos, 1, seq, out
-        b.n_tokens = len(entries)
-        if ll.llama_decode(self.ctx, b) != 0:
-            raise EdgelawError(f"{self.what}: llama_decode failed while scoring tasks (out of memory?)")
-        n_out = sum(e[3] for e in entries)
-        if not n_out:
-            return None
-        ptr = ll.llama_get_logits(self.ctx)
-        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_out, self.n_vocab))
+        k = -(-n // self.ubatch)
+        sizes = [n // k + (i < n % k) for i in range(k)]
+        out, at = [], 0
+        for size in sizes:
+            view = ll.llama_batch()
+            view.n_tokens, view.embd = size, None
+            view.token, view.pos = b.token[at:].ctypes.data_as(b.i32), b.pos[at:].ctypes.data_as(b.i32)
+            view.n_seq_id = b.n_seq_id[at:].ctypes.data_as(b.i32)
+            view.seq_id = ctypes.cast(ctypes.addressof(b.rows) + at * ctypes.sizeof(b.i32), ctypes.POINTER(b.i32))
+            view.logits = b.logits[at:].ctypes.data_as(ctypes.POINTER(ctypes.c_int8))
+            t0 = time.perf_counter()
+            rc = ll.llama_decode(self.ctx, view)
+            self.decode_seconds += time.perf_counter() - t0
+            self.decodes += 1
+            if rc != 0:
+                raise EdgelawError(f"{self.what}: llama_decode failed while scoring tasks (out of memory?)")
+            n_out = int(b.logits[at:at + size].sum())
+            if n_out:
+                ptr = ll.llama_get_logits(self.ctx)
+                out.append(np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
+                                                 shape=(n_out, self.n_vocab)).copy())
+            at += size
+        self.batches += 1
+        self.tokens_decoded += n
+        return np.concatenate(out) if out else None
+
+    def _fill(self, at: int, plan: _Plan, first_seq: int) -> int:
+        """Put one item's rows into the batch from row `at`, its sequences from `first_seq`; the next row."""
+        b, p, k = self.batch, plan.prefix, plan.n_seq
+        mid, end = at + p, at + len(plan.tokens)
+        b.token[at:end], b.pos[at:end], b.logits[at:end] = plan.tokens, plan.pos, plan.wants
+        b.n_seq_id[at:mid], b.n_seq_id[mid:end] = k, 1
+        b.seq[at:mid, :k] = np.arange(first_seq, first_seq + k, dtype=np.int32)
+        b.seq[mid:end, 0] = plan.tail_seq + first_seq
+        return end
 
     @staticmethod
     def _scores(logits: np.ndarray, targets: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -139,68 +214,70 @@ class TaskScorer:
     def loglikelihood_scratch(self, pair: Pair) -> Score:
         inp, start = self._input(pair)
         self.ll.llama_memory_clear(self.mem, True)
-        logits = self._decode([(t, p, 0, p >= start) for p, t in enumerate(inp)])
-        lp, hit = self._scores(logits, pair[1][-(len(inp) - start):])
+        n = len(inp)
+        plan = _Plan(np.asarray(inp, np.int32), np.arange(n, dtype=np.int32), (np.arange(n) >= start).astype(np.int8),
+                     0, np.zeros(n, np.int32), [pair[1]])
+        self._fill(0, plan, 0)
+        logits = self._decode(n)
+        lp, hit = self._scores(logits, pair[1][-(n - start):])
         return Score(float(lp.sum()), bool(hit.all()), len(lp))
 
     def loglikelihood(self, groups: list[list[Pair]], progress=None) -> list[list[Score]]:
         """Scores of every pair, grouped as given (one group per item; a group shares its prefix)."""
         plans = [self._plan(g) for g in groups]
         out: list[list[Score]] = [[] for _ in groups]
+        cap = self.items_per_batch or len(plans)
         i = 0
         while i < len(plans):
-            cells = seqs = 0
+            rows = seqs = 0
             j = i
-            while (j < len(plans) and j - i < ITEMS_PER_BATCH and cells + plans[j][2] <= self.n_ctx
-                   and seqs + len(plans[j][0]) <= self.n_seq):
-                cells, seqs = cells + plans[j][2], seqs + len(plans[j][0])
+            while j < len(plans) and j - i < cap:
+                n, k = len(plans[j].tokens), plans[j].n_seq
+                if j > i and (rows + n > self.batch_tokens or seqs + k > self.n_seq):
+                    break
+                if n > self.n_ctx or k > self.n_seq:
+                    raise EdgelawError(f"{self.what}: item {j} needs {n} tokens and {k} sequences, more than the "
+                                       f"{self.n_ctx} and {self.n_seq} the task context holds; raise the task context "
+                                       "(tasks.n_ctx) or shorten shots")
+                rows, seqs = rows + n, seqs + k
                 j += 1
-            if j == i:
-                raise EdgelawError(f"{self.what}: item {i} needs {plans[i][2]} tokens of context, more than the "
-                                   f"{self.n_ctx} the task context holds; raise the task context or shorten shots")
             self._score_batch(plans[i:j], out[i:j])
             i = j
             if progress:
                 progress(i)
         return out
 
-    def _plan(self, group: list[Pair]):
-        """(inputs with their scoring starts, continuation tokens scored, shared prefix length, KV cells)
-        of one item."""
+    def _plan(self, group: list[Pair]) -> _Plan:
         inputs = [self._input(pair) for pair in group]
-        targets = [pair[1][-(len(inp) - start):] for pair, (inp, start) in zip(group, inputs)]
         first = inputs[0][0]
-        p = min(start for _, start in inputs)  # the prefix never holds a scored position
+        p = min(start for _, start in inputs)  # the shared prefix never holds a scored position
         for inp, _ in inputs[1:]:
             k = 0
             while k < p and inp[k] == first[k]:
                 k += 1
             p = k
-        return inputs, targets, p, p + sum(len(inp) - p for inp, _ in inputs)
+        tokens, pos, wants, tail_seq, targets = list(first[:p]), list(range(p)), [0] * p, [], []
+        for s, (pair, (inp, start)) in enumerate(zip(group, inputs)):
+            tokens += inp[p:]
+            pos += range(p, len(inp))
+            wants += [int(q >= start) for q in range(p, len(inp))]
+            tail_seq += [s] * (len(inp) - p)
+            targets.append(pair[1][-(len(inp) - start):])
+        return _Plan(np.asarray(tokens, np.int32), np.asarray(pos, np.int32), np.asarray(wants, np.int8), p,
+                     np.asarray(tail_seq, np.int32), targets)
 
-    def _score_batch(self, plans, out: list[list[Score]]) -> None:
-        ll = self.ll
-        ll.llama_memory_clear(self.mem, True)
-        prefix, tails, seq = [], [], 0
-        for inputs, _, p, _ in plans:
-            prefix += [(t, pos, seq, False) for pos, t in enumerate(inputs[0][0][:p])]
-            seq += len(inputs)
-        if prefix:
-            self._decode(prefix)
-        seq = 0
-        for inputs, _, p, _ in plans:
-            first = seq
-            for inp, start in inputs:
-                if seq != first and p:
-                    ll.llama_memory_seq_cp(self.mem, first, seq, 0, p)
-                tails += [(inp[pos], pos, seq, pos >= start) for pos in range(p, len(inp))]
-                seq += 1
-        logits = self._decode(tails)
-        flat = [t for _, targets, _, _ in plans for tgt in targets for t in tgt]
+    def _score_batch(self, plans: list[_Plan], out: list[list[Score]]) -> None:
+        self.ll.llama_memory_clear(self.mem, True)
+        at = seq = 0
+        for plan in plans:
+            at = self._fill(at, plan, seq)
+            seq += plan.n_seq
+        logits = self._decode(at)
+        flat = [t for plan in plans for tgt in plan.targets for t in tgt]
         lp, hit = self._scores(logits, flat)
         row = 0
-        for (_, targets, _, _), item_out in zip(plans, out):
-            for tgt in targets:
+        for plan, item_out in zip(plans, out):
+            for tgt in plan.targets:
                 n = len(tgt)
                 item_out.append(Score(float(lp[row:row + n].sum()), bool(hit[row:row + n].all()), n))
                 row += n
@@ -210,6 +287,15 @@ class TaskScorer:
         buf = ctypes.create_string_buffer(64)
         n = self.ll.llama_token_to_piece(self.vocab, tok, buf, len(buf), 0, False)
         return buf.raw[:max(n, 0)]
+
+    def _decode_rows(self, rows: list[tuple[int, int, int, bool]]) -> np.ndarray | None:
+        """Decode (token, pos, seq, wants logits) rows, one sequence each."""
+        b = self.batch
+        n = len(rows)
+        tok, pos, seq, out = zip(*rows)
+        b.token[:n], b.pos[:n], b.seq[:n, 0], b.logits[:n] = tok, pos, seq, out
+        b.n_seq_id[:n] = 1
+        return self._decode(n)
 
     def generate(self, contexts: list[str], until: tuple[str, ...], max_tokens: int, progress=None) -> list[str]:
         """Greedy continuations of each context, cut at the first stop string (lm-eval's generate_until:
@@ -229,14 +315,15 @@ class TaskScorer:
             ll.llama_memory_clear(self.mem, True)
             active = list(range(i, j))
             # each prompt decoded alone, then one token per sequence per step
-            first = [int(self._decode([(t, pos, k - i, pos == len(prompts[k]) - 1) for pos, t in enumerate(prompts[k])])[0].argmax())
+            first = [int(self._decode_rows([(t, pos, k - i, pos == len(prompts[k]) - 1)
+                                            for pos, t in enumerate(prompts[k])])[0].argmax())
                      for k in active]
             made = {k: b"" for k in active}
             pos = {k: len(prompts[k]) for k in active}
             nxt, entries = np.asarray(first), []
             for step in range(max_tokens):
                 if step:
-                    nxt = self._decode(entries).argmax(axis=1)
+                    nxt = self._decode_rows(entries).argmax(axis=1)
                 entries, still = [], []
                 for k, tok in zip(active, nxt.tolist()):
                     if ll.llama_vocab_is_eog(self.vocab, tok):
