@@ -81,7 +81,9 @@ def test_the_fitted_knee_lands_at_the_clamp_and_moves_with_it(vlm, tmp_path):
             first_on = tokens[tokens == tokens.max()].index.min()
             last_below = tokens[tokens.index < first_on].index.max()
             assert 0.9 * last_below <= knee <= 1.1 * first_on, (clamp, series, knee, last_below, first_on)
-            assert 0.6 < knee / (clamp * 784) < 1.5, (clamp, series, knee)
+            # and the plateau begins where the clamp says (its sizes bracket clamp x 784 px); no tighter
+            # bound holds: between two grid sizes the fit has no data (clamp 144: 352² to 448², 1.1-1.8x)
+            assert last_below < clamp * 784 * 1.25 and first_on > clamp * 784 * 0.8, (clamp, series)
     assert (knees[256] > knees[144]).all()
 
 
