@@ -7,6 +7,8 @@ was disturbed) keeps its point_id and gets a new run_id: `again`.
 
 from __future__ import annotations
 
+import random
+
 from edgelaw.measure import images
 from edgelaw.measure.settings import Settings
 
@@ -17,9 +19,21 @@ def schedule(s: Settings, workload: str = "tokens") -> list[dict]:
         return image_schedule(s)
     points = [_point(f"warmup{w}", x=max(s.prompt_tokens), n_gen=s.n_gen, rep=-1, warmup=True) for w in range(s.warmup)]
     for rep in range(s.repetitions):
-        for x in s.prompt_tokens:
+        for x in _order(s, rep, s.prompt_tokens):
             points.append(_point(f"x{x}-r{rep}", x=x, n_gen=s.n_gen, rep=rep, warmup=False))
     return points
+
+
+def _order(s: Settings, rep: int, sweep: list) -> list:
+    """One repetition's points: in the sweep's order, or (`bench.shuffle`) in an order drawn from the
+    repetition's number. A host whose speed drifts over a job (a VM's neighbours, a laptop warming up)
+    would otherwise slow the sweep's last points most in every repetition and tilt the fitted slope; in
+    a random order the drift only widens the scatter, which the fit's interval shows."""
+    if not s.shuffle:
+        return list(sweep)
+    order = list(sweep)
+    random.Random(rep).shuffle(order)
+    return order
 
 
 def _point(run_id: str, **fields) -> dict:
@@ -40,7 +54,7 @@ def image_schedule(s: Settings) -> list[dict]:
     points = [_point(f"warmup{i}", x=w * h, w=w, h=h, series=series, n_gen=r["n_gen"], rep=-1, warmup=True)
               for i in range(s.warmup)]
     for rep in range(s.repetitions):
-        for series, w, h in sweep:
+        for series, w, h in _order(s, rep, sweep):
             points.append(_point(f"{w}x{h}-r{rep}", x=w * h, w=w, h=h, series=series, n_gen=r["n_gen"], rep=rep,
                                  warmup=False))
     return points

@@ -15,7 +15,7 @@ from edgelaw.core.textfile import read_text
 from edgelaw.data import shipped
 
 # Read by every workload: the repetitions, the sampler and llama.cpp's batch.
-COMMON_KEYS = ("repetitions", "warmup", "sample_hz", "idle_seconds", "settle_seconds", "n_batch", "n_ubatch", "repack",
+COMMON_KEYS = ("repetitions", "shuffle", "warmup", "sample_hz", "idle_seconds", "settle_seconds", "n_batch", "n_ubatch", "repack",
                "disturbance")
 # Read by one workload only: the token sweep's prompts, the resolution sweep's images.
 WORKLOAD_KEYS = {
@@ -50,6 +50,7 @@ class Settings:
     """One bench job's settings; a key of another workload is None."""
 
     repetitions: int
+    shuffle: bool
     warmup: int
     sample_hz: float
     idle_seconds: float
