@@ -3,8 +3,9 @@ once on a quiet host and once with a CPU hog switched on and off at random besid
 
 Every job runs through `edgelaw.measure.controller.measure` with the default config's bench settings,
 the token sweep as the schema defines it (disturbed runs are flagged, the host is waited out, the point
-measured again, up to --retries times; each repetition in its seeded random order). Each scheme's
-quiet and hog jobs run one after the other, so that the host's own drift falls on both. The laws are fitted
+measured again, up to --retries times; the points in a seeded random order). Each of a scheme's
+repetitions is a job of its own, quiet and hog in the order ABBA ABBA.., so that the host's own drift
+falls on both conditions alike (each job has one repetition, so all draw the same order). The laws are fitted
 from the `ok` runs as the laws job fits them. Targets: cost-vs-tokens R² >= 0.98 for every scheme in
 both conditions; the disturbed condition's slopes within 5% of the quiet ones; the F16 knee within one
 grid step of the clamp with the hog on.
@@ -24,6 +25,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,11 +75,9 @@ def make(targets: list[str]) -> None:
         subprocess.run([str(snakemake), "--cores", "2", *missing], cwd=ROOT, check=True)
 
 
-def job(model: str, quant: str, workload: str, log, retries: int):
+def job(model: str, quant: str, workload: str, log, retries: int, repetitions: int | None = None):
     """One bench job of the default config, as the workflow runs it; its runs table."""
     import contextlib
-
-    import pandas as pd
 
     from edgelaw.core import tables
     from edgelaw.core.config import validate
@@ -89,7 +89,8 @@ def job(model: str, quant: str, workload: str, log, retries: int):
     # the token sweep the schema defines (32-1024 tokens, 3 repetitions), not config.yaml's, trimmed so
     # that `make run` fits in 10 minutes: a law is fitted here, over the range it is meant for
     bench = config["bench"] if workload == "resolution" else validate({**config, "bench": {}})["bench"]
-    bench = {**bench, "disturbance": {**bench["disturbance"], "retries": retries}}
+    bench = {**bench, "disturbance": {**bench["disturbance"], "retries": retries},
+             "repetitions": repetitions or bench["repetitions"]}
     settings = Settings.from_config(bench, workload)
     spec = config["models"][model]
     clamp = {k: spec.get(k) for k in ("image_max_tokens", "image_min_tokens")} if workload == "resolution" else {}
@@ -144,22 +145,36 @@ def main() -> None:
     LOG.parent.mkdir(exist_ok=True)
     rows, knees, excess, peaks = [], [], [], []
     with open(LOG, "a") as log:
-        # each scheme's two conditions side by side, the first of them alternating: the host's own speed
-        # drifts by tens of percent over an hour, which two passes an hour apart would read as the hog's
+        # Each scheme's repetitions are jobs of one sweep each, the two conditions in the order ABBA ABBA..:
+        # the host's own speed drifts by 10-20% over minutes (docs/performance.md §4), which conditions
+        # measured one after the other would read as the hog's doing; in this order a steady drift
+        # falls on both alike.
+        from edgelaw.core.config import validate
+
+        reps = validate({**yaml.safe_load((ROOT / "config/config.yaml").read_text()), "bench": {}})["bench"]["repetitions"]
+        order = [CONDITIONS[(k + 1) // 2 % 2] for k in range(2 * reps)]
         for i, q in enumerate(SCHEMES):
-            for condition in CONDITIONS[::-1] if i % 2 else CONDITIONS:
-                hog = Hog(a.hog_share, a.mean_on, a.seed + i) if condition == "hog" else None
+            parts: dict[str, list] = {c: [] for c in CONDITIONS}
+            hog_on: dict[str, list] = {c: [0.0, 0.0] for c in CONDITIONS}
+            for k, condition in enumerate(order):
+                hog = Hog(a.hog_share, a.mean_on, a.seed + 100 * i + k) if condition == "hog" else None
                 with hog or _nothing():
-                    runs = job("smollm2-135m", q, "tokens", log, a.retries)
+                    runs = job("smollm2-135m", q, "tokens", log, a.retries, repetitions=1)
+                parts[condition].append(runs.assign(rep=len(parts[condition])))
+                if hog:
+                    hog_on[condition] = [hog_on[condition][0] + hog.on_s, hog_on[condition][1] + hog.total_s]
+                print(f"{condition} {q} repetition {len(parts[condition])}/{reps} done", file=sys.stderr)
+            for condition in CONDITIONS:
+                runs = pd.concat(parts[condition], ignore_index=True)
                 runs.to_parquet(LOG.parent / f"disturbance-{condition}-{q}.parquet")
                 law = token_law(runs)
                 if condition == "quiet":
                     excess += list(runs["excess"].dropna())
                     peaks += list(runs["peak_excess"].dropna())
+                on, total = hog_on[condition]
                 rows.append({"scheme": q, "condition": condition, **law,
                              "disturbed": int((runs["status"] == "disturbed").sum()), "runs": len(runs),
-                             "lost": lost(runs), "hog_on": hog.on_s / hog.total_s if hog and hog.total_s else 0.0})
-                print(f"{condition} {q} done", file=sys.stderr)
+                             "lost": lost(runs), "hog_on": on / total if total else 0.0})
         for condition in CONDITIONS if not a.no_knee else ():
             hog = Hog(a.hog_share, a.mean_on, a.seed + len(SCHEMES)) if condition == "hog" else None
             with hog or _nothing():
