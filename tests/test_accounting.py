@@ -66,7 +66,7 @@ def point(run_id, x=64, n_gen=12, rep=0, warmup=False, **extra):
 def rows_of(df, tl, points, counter=False, origin=0.0, geometry=None):
     df = label_phases(df, tl)
     idle = idle_baseline(df, *IDLE, counter)
-    return pd.DataFrame(run_rows(df, tl, points, idle, counter, origin, COMMON, geometry, windows=(0.5, 1.0))).set_index("run_id")
+    return pd.DataFrame(run_rows(df, tl, points, idle, counter, origin, COMMON, geometry)).set_index("run_id")
 
 
 # A run: start at 2, first token at 2.5, end at 4 (prefill 0.5 s, decode 1.5 s).

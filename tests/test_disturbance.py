@@ -157,7 +157,9 @@ def test_a_cpu_hog_beside_a_bench_job_is_flagged_measured_again_and_left_out_of_
     runs = runs_of(workflow)
     disturbed = runs[runs["status"] == "disturbed"]
     assert len(disturbed) >= 1, runs[["run_id", "status", "other_cores", "busiest_name"]].to_string()
-    assert (disturbed["other_cores"] > defaults("bench")["disturbance"]["max_other_cores"]).all()
+    limits = defaults("bench")["disturbance"]
+    assert ((disturbed["other_cores"] > limits["max_other_cores"])
+            | (disturbed["other_cores_peak"] > limits["max_peak_other_cores"])).all()
     assert disturbed["busiest_pid"].eq(hog.pid).any() and "python" in set(disturbed["busiest_name"])
     text = log.read_text()
     assert f"used by pid {hog.pid} (python" in text and "waiting for a quiet host, then measuring again" in text

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from edgelaw.measure.disturbance import other_share, peak_share, window_cpu
+from edgelaw.measure.disturbance import window_cpu
 from edgelaw.measure.integrate import counter_delta, integral
 from edgelaw.measure.timeline import Run, Timeline
 
@@ -136,19 +136,16 @@ def run_measures(c: Curves, run: Run, n_prompt_tokens: int, n_gen: int, idle_pow
     )
 
 
-def host_measures(df: pd.DataFrame, run: Run, busiest: dict | None, windows: tuple[float, float],
-                  loaded: float) -> dict:
-    """What else the host did during a timed run: other processes' CPU (over the run, and the shares of a
-    core the disturbance check judged: over the run and over its busiest window), stolen CPU, the busiest
-    other process. `windows`: bench.disturbance's min_window_seconds and peak_window_seconds."""
+HOST_LOOK = ("other_cores", "other_cores_peak", "busiest_pid", "busiest_name", "busiest_cores")
+
+
+def host_measures(df: pd.DataFrame, run: Run, look: dict | None) -> dict:
+    """What else the host did during a timed run: other processes' and stolen CPU over the run, and
+    `look`, what the disturbance check saw and judged by (RunJudge: the shares of a core over the run and
+    over its busiest window, the busiest other process), taken as it was, not worked out again."""
     other, steal = window_cpu(df, run.start, run.end)
-    busiest = busiest or {}
-    min_window, peak_window = windows
-    return dict(other_core_s=other, other_cores=other_share(df, run.start, run.end, min_window, loaded),
-                other_cores_peak=peak_share(df, run.start, run.end, peak_window, loaded),
-                steal_core_s=steal,
-                busiest_pid=busiest.get("pid"), busiest_name=busiest.get("name"),
-                busiest_cores=busiest.get("cores"))
+    look = look or {}
+    return dict(other_core_s=other, steal_core_s=steal, **{k: look.get(k) for k in HOST_LOOK})
 
 
 def run_status(point: dict, run: Run | None, timeline: Timeline) -> tuple[str, str | None]:
@@ -177,7 +174,7 @@ def image_row(point: dict, info: dict | None, geometry: dict) -> dict:
 
 
 def run_rows(df: pd.DataFrame, timeline: Timeline, points: list[dict], idle: dict, counter: bool, origin: float,
-             common: dict, geometry: dict | None = None, *, windows: tuple[float, float]) -> list[dict]:
+             common: dict, geometry: dict | None = None) -> list[dict]:
     """One row per measured point and attempt (warm-ups are not recorded): `common`, the point, its
     status and, if it completed, its numbers. `df` is the labelled trace; times are reported from `origin`."""
     curves = Curves.from_trace(df, idle, counter)
@@ -198,7 +195,6 @@ def run_rows(df: pd.DataFrame, timeline: Timeline, points: list[dict], idle: dic
         row.update(status=status, error=error)
         if status in ("ok", "disturbed"):
             row.update(run_measures(curves, run, row["n_prompt_tokens"], p["n_gen"], idle["power_w"], origin))
-            loaded = max((w.end for w in timeline.loads if w.end <= run.start), default=run.start)
-            row.update(host_measures(df, run, timeline.busiest.get(p["run_id"]), windows, loaded))
+            row.update(host_measures(df, run, timeline.host.get(p["run_id"])))
         rows.append(row)
     return rows

@@ -85,8 +85,7 @@ def _measure(*, device: str, profile: dict, model: str, quant: str, gguf: str, q
     idle = {**idle_baseline(df, *t_idle, counter), "other_cores": background}
     common = {"device": device, "model": model, "quant": quant, "bpw": quant_meta["bpw"], "workload": workload,
               "n_threads": threads, "energy_source": source.name}
-    runs = pd.DataFrame(run_rows(df, timeline, supervisor.points, idle, counter, origin, common, geometry,
-                                 windows=(disturbance.min_window_seconds, disturbance.peak_window_seconds)))
+    runs = pd.DataFrame(run_rows(df, timeline, supervisor.points, idle, counter, origin, common, geometry))
     for col in tables.RUNS.names:
         if col not in runs.columns:
             runs[col] = None

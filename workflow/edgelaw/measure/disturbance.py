@@ -224,8 +224,9 @@ class RunJudge:
         span = max(run.end - run.start, self.s.min_window_seconds)
         recent = self.sampler.frame(last=int((span + 1.0) / self.sampler.period) + 8)
         floor = self.timeline.loads[-1].end
-        excess = other_share(recent, run.start, run.end, self.s.min_window_seconds, floor) - self.background
-        peak = peak_share(recent, run.start, run.end, self.s.peak_window_seconds, floor) - self.background
+        share = other_share(recent, run.start, run.end, self.s.min_window_seconds, floor)
+        peak_raw = peak_share(recent, run.start, run.end, self.s.peak_window_seconds, floor)
+        excess, peak = share - self.background, peak_raw - self.background
         after = self.census.snapshot()
         culprit = self.census.busiest(self.before, after, {worker_pid})
         self.before = after
@@ -235,7 +236,9 @@ class RunJudge:
         elif peak > self.s.max_peak_other_cores:
             why = (f"{peak:.2f} core used over its busiest {self.s.peak_window_seconds:g} s by "
                    f"{blame(culprit, excess)}")
-        self.timeline.judge(point["run_id"], {"pid": culprit.pid, "name": culprit.name, "cores": culprit.cores}, why)
+        look = {"other_cores": share, "other_cores_peak": peak_raw, "busiest_pid": culprit.pid,
+                "busiest_name": culprit.name, "busiest_cores": culprit.cores}
+        self.timeline.judge(point["run_id"], look, why)
         if why is None:
             return None
         retrying = point["attempt"] < self.s.retries

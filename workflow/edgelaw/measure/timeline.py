@@ -55,7 +55,7 @@ class Timeline:
     finished: bool = False
     current: str | None = None  # the point the live worker is on, if any
     disturbed: dict[str, str] = field(default_factory=dict)  # run_id -> what disturbed it (the controller's verdict)
-    busiest: dict[str, dict] = field(default_factory=dict)  # run_id -> the busiest other process: pid, name, cores
+    host: dict[str, dict] = field(default_factory=dict)  # run_id -> the disturbance check's look (RunJudge)
     _load_start: float | None = None
 
     def add(self, kind: str, p: dict) -> None:
@@ -87,10 +87,10 @@ class Timeline:
         elif kind == "finished":
             self.finished = True
 
-    def judge(self, run_id: str, busiest: dict, disturbed: str | None) -> None:
-        """The controller's look at the host during `run_id`: its busiest other process, and why the run
-        was disturbed (None: it was not)."""
-        self.busiest[run_id] = busiest
+    def judge(self, run_id: str, look: dict, disturbed: str | None) -> None:
+        """The controller's look at the host during `run_id` (the runs table's other_cores,
+        other_cores_peak and busiest_* columns), and why the run was disturbed (None: it was not)."""
+        self.host[run_id] = look
         if disturbed:
             self.disturbed[run_id] = disturbed
 
