@@ -75,22 +75,36 @@ def make(targets: list[str]) -> None:
         subprocess.run([str(snakemake), "--cores", "2", *missing], cwd=ROOT, check=True)
 
 
-def job(model: str, quant: str, workload: str, log, retries: int, repetitions: int | None = None):
-    """One bench job of the default config, as the workflow runs it; its runs table."""
+def default_config() -> dict:
+    from edgelaw.core.config import validate
+
+    return validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
+
+
+def bench_settings(workload: str) -> dict:
+    """The bench section a job here runs with: for the token sweep the one the schema defines (32-1024
+    tokens, 3 repetitions), not config.yaml's, trimmed so that `make run` fits in 10 minutes: a law is
+    fitted here, over the range it is meant for; for the resolution sweep config.yaml's."""
+    from edgelaw.core.config import validate
+
+    config = default_config()
+    return config["bench"] if workload == "resolution" else validate({**config, "bench": {}})["bench"]
+
+
+def job(model: str, quant: str, workload: str, log, retries: int | None = None, **overrides):
+    """One bench job of the default config, as the workflow runs it, with `overrides` of its bench
+    section and `retries` of bench.disturbance; its runs table."""
     import contextlib
 
     from edgelaw.core import tables
-    from edgelaw.core.config import validate
     from edgelaw.core.devices import resolve
     from edgelaw.measure.controller import measure
     from edgelaw.measure.settings import Settings
 
-    config = validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
-    # the token sweep the schema defines (32-1024 tokens, 3 repetitions), not config.yaml's, trimmed so
-    # that `make run` fits in 10 minutes: a law is fitted here, over the range it is meant for
-    bench = config["bench"] if workload == "resolution" else validate({**config, "bench": {}})["bench"]
-    bench = {**bench, "disturbance": {**bench["disturbance"], "retries": retries},
-             "repetitions": repetitions or bench["repetitions"]}
+    config = default_config()
+    bench = {**bench_settings(workload), **overrides}
+    if retries is not None:
+        bench["disturbance"] = {**bench["disturbance"], "retries": retries}
     settings = Settings.from_config(bench, workload)
     spec = config["models"][model]
     clamp = {k: spec.get(k) for k in ("image_max_tokens", "image_min_tokens")} if workload == "resolution" else {}
@@ -149,9 +163,7 @@ def main() -> None:
         # the host's own speed drifts by 10-20% over minutes (docs/performance.md §4), which conditions
         # measured one after the other would read as the hog's doing; in this order a steady drift
         # falls on both alike.
-        from edgelaw.core.config import validate
-
-        reps = validate({**yaml.safe_load((ROOT / "config/config.yaml").read_text()), "bench": {}})["bench"]["repetitions"]
+        reps = bench_settings("tokens")["repetitions"]
         order = [CONDITIONS[(k + 1) // 2 % 2] for k in range(2 * reps)]
         for i, q in enumerate(SCHEMES):
             parts: dict[str, list] = {c: [] for c in CONDITIONS}

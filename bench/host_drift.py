@@ -7,14 +7,11 @@ whether a rest between runs changes it: six quiet F16 token-sweep jobs of one re
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
@@ -24,29 +21,18 @@ RESTS = [0.1, 2.0, 2.0, 0.1, 0.1, 2.0]
 
 
 def main() -> None:
-    from disturbance import token_law
+    from disturbance import job, make, token_law
 
-    from edgelaw.core.config import validate
-    from edgelaw.core.devices import resolve
-    from edgelaw.measure.controller import measure
-    from edgelaw.measure.settings import Settings
-
-    config = validate(yaml.safe_load((ROOT / "config/config.yaml").read_text()))
-    base = validate({**config, "bench": {}})["bench"]
+    make(["results/models/smollm2-135m/F16.gguf"])
     parts: dict[float, list] = {rest: [] for rest in RESTS}
     LOG.parent.mkdir(exist_ok=True)
-    for k, rest in enumerate(RESTS):
-        settings = Settings.from_config({**base, "repetitions": 1, "settle_seconds": rest}, "tokens")
-        with tempfile.TemporaryDirectory() as tmp, open(LOG, "a") as log, contextlib.redirect_stderr(log):
-            runs = measure(device="bench", profile=resolve("auto", ROOT), model="smollm2-135m", quant="F16",
-                           gguf=str(ROOT / "results/models/smollm2-135m/F16.gguf"), quant_meta={"bpw": 0.0},
-                           workload="tokens", settings=settings, threads=2, out_trace=f"{tmp}/trace.parquet",
-                           out_runs=f"{tmp}/runs.parquet", provenance={})
-        df = pd.DataFrame(runs).assign(rep=len(parts[rest]))
-        parts[rest].append(df)
-        ok = df[df["status"] == "ok"].sort_values("x")
-        print(f"job {k + 1}: rest {rest:g} s, slope {np.polyfit(ok['x'], ok['cpu_core_s'], 1)[0]:.3e} core-s/token, "
-              f"median decode {ok['decode_tps'].median():.1f} tok/s", flush=True)
+    with open(LOG, "a") as log:
+        for k, rest in enumerate(RESTS):
+            runs = job("smollm2-135m", "F16", "tokens", log, repetitions=1, settle_seconds=rest)
+            parts[rest].append(runs.assign(rep=len(parts[rest])))
+            ok = runs[runs["status"] == "ok"]
+            print(f"job {k + 1}: rest {rest:g} s, slope {np.polyfit(ok['x'], ok['cpu_core_s'], 1)[0]:.3e} core-s/token, "
+                  f"median decode {ok['decode_tps'].median():.1f} tok/s", flush=True)
     for rest, p in parts.items():
         law = token_law(pd.concat(p, ignore_index=True))
         print(f"rest {rest:g} s, 3 jobs: slope {law['slope']:.3e} [{law['ci'][0]:.3e}, {law['ci'][1]:.3e}], R² {law['r2']:.4f}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from edgelaw.measure.disturbance import window_cpu
+from edgelaw.measure.disturbance import HOST_LOOK, window_cpu
 from edgelaw.measure.integrate import counter_delta, integral
 from edgelaw.measure.timeline import Run, Timeline
 
@@ -134,9 +134,6 @@ def run_measures(c: Curves, run: Run, n_prompt_tokens: int, n_gen: int, idle_pow
         energy_prefill_j=c.energy(t0, t1), energy_decode_j=c.energy(t1, t2),
         sample_hz=(win.sum() / dur) if dur > 0 else np.nan, n_samples=int(win.sum()),
     )
-
-
-HOST_LOOK = ("other_cores", "other_cores_peak", "busiest_pid", "busiest_name", "busiest_cores")
 
 
 def host_measures(df: pd.DataFrame, run: Run, look: dict | None) -> dict:

@@ -203,6 +203,10 @@ def _wait_for_sample_after(sampler, t: float) -> None:
         time.sleep(sampler.period / 2)
 
 
+# What RunJudge records of each run (Timeline.host), under the runs table's column names
+HOST_LOOK = ("other_cores", "other_cores_peak", "busiest_pid", "busiest_name", "busiest_cores")
+
+
 class RunJudge:
     """After each measured point: was the host as quiet over the run as over the idle baseline (other
     processes at most max_other_cores above its `background`)? If not, record why and who, and return
@@ -236,8 +240,7 @@ class RunJudge:
         elif peak > self.s.max_peak_other_cores:
             why = (f"{peak:.2f} core used over its busiest {self.s.peak_window_seconds:g} s by "
                    f"{blame(culprit, excess)}")
-        look = {"other_cores": share, "other_cores_peak": peak_raw, "busiest_pid": culprit.pid,
-                "busiest_name": culprit.name, "busiest_cores": culprit.cores}
+        look = dict(zip(HOST_LOOK, (share, peak_raw, culprit.pid, culprit.name, culprit.cores)))
         self.timeline.judge(point["run_id"], look, why)
         if why is None:
             return None

@@ -29,10 +29,9 @@ def _order(s: Settings, rep: int, sweep: list) -> list:
     repetition's number. A host whose speed drifts over a job (a VM's neighbours, a laptop warming up)
     would otherwise slow the sweep's last points most in every repetition and tilt the fitted slope; in
     a random order the drift only widens the scatter, which the fit's interval shows."""
-    if not s.shuffle:
-        return list(sweep)
     order = list(sweep)
-    random.Random(rep).shuffle(order)
+    if s.shuffle:
+        random.Random(rep).shuffle(order)
     return order
 
 
